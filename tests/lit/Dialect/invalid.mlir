@@ -1,0 +1,200 @@
+// RUN: attnc-opt %s -split-input-file -verify-diagnostics
+
+// Every verifier diagnostic of the attn dialect, one case each.
+
+func.func @kv_heads_divide(%q: tensor<?x?x6x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{kv heads (4) must divide query heads (6)}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(6, 4) scale(0.125)
+      : tensor<?x?x6x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x6x64xbf16>, tensor<?x6x?xf32>
+  return
+}
+
+// -----
+
+func.func @head_dim_multiple_of_8(%q: tensor<?x?x4x60xbf16>, %k: tensor<?x?x4x60xbf16>, %v: tensor<?x?x4x60xbf16>) {
+  // expected-error @+1 {{head_dim must be a multiple of 8 in [8, 256], got 60}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x60xbf16>, tensor<?x?x4x60xbf16>, tensor<?x?x4x60xbf16> -> tensor<?x?x4x60xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @head_dim_too_large(%q: tensor<?x?x4x264xbf16>, %k: tensor<?x?x4x264xbf16>, %v: tensor<?x?x4x264xbf16>) {
+  // expected-error @+1 {{head_dim must be a multiple of 8 in [8, 256], got 264}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x264xbf16>, tensor<?x?x4x264xbf16>, tensor<?x?x4x264xbf16> -> tensor<?x?x4x264xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @head_dim_mismatch(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x128xbf16>, %v: tensor<?x?x4x128xbf16>) {
+  // expected-error @+1 {{key and value head_dim must equal the query's 64}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x128xbf16>, tensor<?x?x4x128xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @element_types(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
+  // expected-error @+1 {{query, key and value must have one element type, got 'bf16', 'f16', 'f16'}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @f32_operands(%q: tensor<?x?x4x64xf32>, %k: tensor<?x?x4x64xf32>, %v: tensor<?x?x4x64xf32>) {
+  // expected-error @+1 {{operand #0 must be ranked tensor of bfloat16 type or 16-bit float values}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xf32>, tensor<?x?x4x64xf32>, tensor<?x?x4x64xf32> -> tensor<?x?x4x64xf32>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @heads_attr_vs_type(%q: tensor<?x?x8x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{query has 8 heads, attribute says 4}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x8x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x8x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_heads(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{query heads and head_dim must be static}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x?x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x?x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @kv_shapes(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x128x4x64xbf16>, %v: tensor<?x256x4x64xbf16>) {
+  // expected-error @+1 {{key and value shapes differ}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x128x4x64xbf16>, tensor<?x256x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @output_type(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{output type must equal the query type}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x4x64xf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @lse_shape(%q: tensor<?x128x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{lse must be [batch, query heads, query length] = [?, 4, 128]}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(0.125)
+      : tensor<?x128x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x128x4x64xbf16>, tensor<?x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @scale(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{scale must be a positive finite number, got -1}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.full) heads(4, 4) scale(-1.0)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{window bounds must be >= 0, got left = -1, right = 0}}
+#bad_window = #attn.window<left = -1, right = 0>
+
+// -----
+
+// expected-error @+1 {{window dilation must be >= 1, got 0}}
+#bad_dilation = #attn.window<left = 4, right = 4, dilation = 0>
+
+// -----
+
+// expected-error @+1 {{global token must be >= 0, got -3}}
+#bad_token = #attn.global_tokens<[1, -3]>
+
+// -----
+
+// expected-error @+1 {{global range must satisfy 0 <= begin < end, got 8 : 8}}
+#bad_range = #attn.global_ranges<[8 : 8]>
+
+// -----
+
+// expected-error @+1 {{global stride must be >= 1, got 0}}
+#bad_stride = #attn.global_stride<stride = 0>
+
+// -----
+
+// expected-error @+1 {{runtime global token capacity must be >= 1, got 0}}
+#bad_runtime = #attn.global_runtime<max = 0>
+
+// -----
+
+// expected-error @+1 {{block size must be >= 1, got 0}}
+#bad_block = #attn.block_sparse<block = 0, layout = [[0]]>
+
+// -----
+
+// expected-error @+1 {{block layout column must be >= 0, got -1}}
+#bad_column = #attn.block_sparse<block = 16, layout = [[0, -1]]>
+
+// -----
+
+// expected-error @+1 {{bigbird needs at least one band, random or global block}}
+#bad_bigbird = #attn.bigbird<block = 64, band = 0, random = 0, global = 0, seed = 1>
+
+// -----
+
+// expected-error @+1 {{union needs at least one mask}}
+#bad_union = #attn.union<[]>
+
+// -----
+
+// expected-error @+1 {{intersect operand is not a mask attribute: 5 : i64}}
+#bad_intersect = #attn.intersect<[#attn.causal, 5]>
+
+// -----
+
+func.func @token_out_of_range(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x128x4x64xbf16>, %v: tensor<?x128x4x64xbf16>) {
+  // expected-error @+1 {{global token 128 is out of range for kv length 128}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.union<[#attn.causal, #attn.global_tokens<[0, 128]>]>) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x128x4x64xbf16>, tensor<?x128x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @range_out_of_range(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x128x4x64xbf16>, %v: tensor<?x128x4x64xbf16>) {
+  // expected-error @+1 {{global range end 129 is out of range for kv length 128}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.global_ranges<[120 : 129]>) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x128x4x64xbf16>, tensor<?x128x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @layout_column(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x100x4x64xbf16>, %v: tensor<?x100x4x64xbf16>) {
+  // expected-error @+1 {{block layout column 2 is out of range: kv length 100 has 2 blocks}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.block_sparse<block = 64, layout = [[0], [0, 2]]>) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x100x4x64xbf16>, tensor<?x100x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+func.func @layout_rows(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x64x4x64xbf16>, %v: tensor<?x64x4x64xbf16>) {
+  // expected-error @+1 {{block layout has 2 rows, more than the 1 blocks of kv length 64}}
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.block_sparse<block = 64, layout = [[0], [0]]>) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x64x4x64xbf16>, tensor<?x64x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}
