@@ -248,8 +248,13 @@ MaskAttrInterface attnc::attn::maskToAttr(MLIRContext *ctx, const mask::Mask &m)
   case Kind::Window:
     return WindowAttr::get(ctx, m.left, m.right, m.dilation);
   case Kind::GlobalTokens:
+    // An empty token list allows no pair; the attribute needs one token.
+    if (m.tokens.empty())
+      return EmptyAttr::get(ctx);
     return GlobalTokensAttr::get(ctx, m.tokens);
   case Kind::GlobalRanges: {
+    if (m.ranges.empty())
+      return EmptyAttr::get(ctx);
     SmallVector<int64_t> bounds;
     for (auto [begin, end] : m.ranges) {
       bounds.push_back(begin);

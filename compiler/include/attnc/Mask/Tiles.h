@@ -1,0 +1,136 @@
+//===- Tiles.h - Exact geometry of a mask over tiles ------------*- C++ -*-===//
+//
+// Which tiles of the (query row x key) plane a kernel must visit, and which of
+// them need no mask arithmetic. Free of MLIR: the compiler classifies at
+// compile time, the runtime at launch time (dynamic lengths, runtime tokens).
+//
+// Exactness contract (tested against brute force):
+//   - a tile is Full iff every pair in it (clipped at the sequence ends) is
+//     allowed, Empty iff none is, Partial otherwise;
+//   - a schedule lists every non-empty tile and no empty one.
+//
+// Cost contract: nothing proportional to nq x nk; for banded masks (full,
+// causal, windows, dilated windows and their intersections) the schedule is
+// a closed form of O(1) size.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_MASK_TILES_H
+#define ATTNC_MASK_TILES_H
+
+#include "attnc/Mask/Mask.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace attnc::mask {
+
+enum class TileClass : uint8_t { Empty = 0, Partial = 1, Full = 2 };
+
+/// A rectangle of the plane: query rows [row0, row1) and keys [col0, col1),
+/// already clipped to [0, nq) x [0, nk) by the caller.
+struct Rect {
+  int64_t row0 = 0, row1 = 0, col0 = 0, col1 = 0;
+  int64_t area() const { return (row1 - row0) * (col1 - col0); }
+};
+
+/// The closed form of a banded mask: with delta = p - k, a pair is allowed iff
+/// lo <= delta <= hi and delta % period == 0 (lo may be -kUnbounded, hi
+/// kUnbounded). full = {-inf, inf, 1}, causal = {0, inf, 1},
+/// window{L, R, d} = {-R*d, L*d, d}; an intersection takes max lo, min hi and
+/// the lcm of the periods.
+struct Band {
+  int64_t lo = 0;
+  int64_t hi = 0;
+  int64_t period = 1;
+  bool operator==(const Band &o) const {
+    return lo == o.lo && hi == o.hi && period == o.period;
+  }
+};
+
+/// The band of a mask if it is banded (Full, Causal, Window, or an Intersect
+/// of banded masks, after canonicalize), else nullopt. Empty is not banded.
+std::optional<Band> bandOf(const Mask &mask);
+
+/// A mask prepared for geometric queries at one extent.
+class Geometry {
+public:
+  Geometry(const Mask &mask, const Extent &extent);
+  ~Geometry();
+  Geometry(Geometry &&) noexcept;
+  Geometry &operator=(Geometry &&) noexcept;
+
+  const Extent &extent() const;
+  /// The band, if the (canonicalized) mask is banded.
+  const std::optional<Band> &band() const;
+
+  /// Exact class of a rectangle.
+  TileClass classify(const Rect &rect) const;
+  /// Exact number of allowed pairs in a rectangle.
+  int64_t countAllowed(const Rect &rect) const;
+  /// Exact number of allowed keys in [col0, col1) for query row i.
+  int64_t countRow(int64_t i, int64_t col0, int64_t col1) const;
+
+  /// The column tiles (of width blockN) that may hold an allowed pair for
+  /// query rows [row0, row1): a sorted superset of the non-empty ones, small
+  /// (never every column unless a row sees every column).
+  void candidateColumnTiles(int64_t row0, int64_t row1, int64_t blockN,
+                            std::vector<int64_t> &out) const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// One visited tile of a schedule.
+struct ScheduledTile {
+  int64_t colTile;
+  TileClass cls; ///< Full or Partial, never Empty
+};
+
+/// Totals over the whole plane.
+struct TileTotals {
+  int64_t rowTiles = 0, colTiles = 0;
+  int64_t full = 0, partial = 0, skipped = 0;
+  int64_t computedPairs = 0; ///< visited tiles' areas, clipped at the ends
+  int64_t allowedPairs = 0;  ///< exact
+};
+
+/// The block schedule of a mask for a tile size: per query tile, the kv tiles
+/// to visit with their class. Banded masks keep only the band (no table); the
+/// others get a CSR table (rowOffsets, tiles).
+class BlockSchedule {
+public:
+  BlockSchedule(const Mask &mask, const Extent &extent, int64_t blockM, int64_t blockN);
+
+  bool isClosedForm() const { return geometry_.band().has_value(); }
+  const Geometry &geometry() const { return geometry_; }
+  int64_t blockM() const { return blockM_; }
+  int64_t blockN() const { return blockN_; }
+  int64_t rowTiles() const;
+  int64_t colTiles() const;
+  /// The tiles of query tile r in ascending column order (computed on the fly
+  /// for closed forms, read from the table otherwise).
+  void row(int64_t r, std::vector<ScheduledTile> &out) const;
+  /// For closed forms: the column tile range [first, last] query tile r may
+  /// touch (tiles inside it can still be empty when period > 1); for tables,
+  /// the first and last listed columns. first > last means none.
+  std::pair<int64_t, int64_t> columnRange(int64_t r) const;
+  /// The CSR table (empty for closed forms).
+  const std::vector<int64_t> &rowOffsets() const { return rowOffsets_; }
+  const std::vector<ScheduledTile> &tiles() const { return tiles_; }
+  /// Totals over the plane; allowed pairs are counted exactly.
+  TileTotals totals() const;
+
+private:
+  Geometry geometry_;
+  int64_t blockM_, blockN_;
+  std::vector<int64_t> rowOffsets_;
+  std::vector<ScheduledTile> tiles_;
+};
+
+} // namespace attnc::mask
+
+#endif // ATTNC_MASK_TILES_H
