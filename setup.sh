@@ -13,7 +13,7 @@ packages=(
   cmake ninja-build g++ python3
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools   # MLIR/LLVM 22, lit, FileCheck
   nlohmann-json3-dev libgtest-dev libzstd-dev
-  librsvg2-bin                                              # rsvg-convert: SVG -> PNG checks
+  librsvg2-dev librsvg2-bin pkg-config fonts-dejavu-core    # --emit=png; rsvg-convert in tests
 )
 missing=()
 for p in "${packages[@]}"; do

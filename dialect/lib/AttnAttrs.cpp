@@ -59,6 +59,29 @@ static void printLayout(AsmPrinter &printer, ArrayRef<int64_t> rowOffsets,
   printer << "]";
 }
 
+/// A band bound: an integer, `inf` or `-inf` (mask::kUnbounded and its negation).
+static ParseResult parseBound(AsmParser &parser, int64_t &bound) {
+  bool negative = succeeded(parser.parseOptionalMinus());
+  if (succeeded(parser.parseOptionalKeyword("inf"))) {
+    bound = negative ? -mask::kUnbounded : mask::kUnbounded;
+    return success();
+  }
+  if (parser.parseInteger(bound))
+    return failure();
+  if (negative)
+    bound = -bound;
+  return success();
+}
+
+static void printBound(AsmPrinter &printer, int64_t bound) {
+  if (bound == mask::kUnbounded)
+    printer << "inf";
+  else if (bound == -mask::kUnbounded)
+    printer << "-inf";
+  else
+    printer << bound;
+}
+
 /// `[#attn.causal, #attn.window<...>]`; an empty list parses, so that the
 /// verifier (not the parser) reports it.
 static ParseResult parseMaskList(AsmParser &parser, SmallVector<Attribute> &children) {
@@ -171,6 +194,14 @@ static LogicalResult verifyChildren(EmitErrorFn emitError, StringRef what,
   for (Attribute child : children)
     if (!isa<MaskAttrInterface>(child))
       return emitError() << what << " operand is not a mask attribute: " << child;
+  return success();
+}
+
+LogicalResult TileAttr::verify(EmitErrorFn emitError, int64_t blockM, int64_t blockN) {
+  for (auto [name, size] : {std::pair{"block_m", blockM}, std::pair{"block_n", blockN}})
+    if (size < 16 || size > 256 || (size & (size - 1)))
+      return emitError() << "tile " << name << " must be a power of two in [16, 256], got "
+                         << size;
   return success();
 }
 

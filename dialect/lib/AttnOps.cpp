@@ -72,6 +72,9 @@ LogicalResult AttentionOp::verify() {
   if (!(scale > 0) || !std::isfinite(scale))
     return emitOpError("scale must be a positive finite number, got ") << scale;
 
+  if (getSchedule() && !getTile())
+    return emitOpError("a block schedule needs a tile configuration");
+
   int64_t nk = k.getDimSize(kSeq);
   if (!ShapedType::isDynamic(nk))
     return verifyMaskForKeyLength(getMask(), nk, [&]() { return emitOpError(); });

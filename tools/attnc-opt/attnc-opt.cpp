@@ -7,6 +7,7 @@
 
 #include "attnc/Compiler/SpecToIR.h"
 #include "attnc/Passes/Passes.h"
+#include "attnc/Passes/TestPasses.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
@@ -15,6 +16,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   attnc::registerAttncDialects(registry);
   attnc::attn::registerAttnPasses();
+  attnc::attn::registerTestPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "attnc optimizer driver\n", registry));
 }

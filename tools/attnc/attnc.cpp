@@ -1,23 +1,31 @@
 //===- attnc.cpp - The attnc compiler driver ------------------------------===//
 //
-//   attnc SPEC [-o PATH] --emit=KIND
+//   attnc SPEC [-o PATH] --emit=KIND [--tile=MxN] [--seq-len=NQ[,NKV]] ...
 //
-// Loads a spec (JSON), builds the attn IR and writes the requested stage.
-// Errors name the file, line, column and JSON pointer; a failed run exits
-// non-zero and leaves no output file behind.
+// Loads a spec (JSON), builds the attn IR, runs the pipeline up to the
+// requested stage and writes it. Errors name the file, line, column and JSON
+// pointer (or the flag); a failed run exits non-zero and leaves no output.
 //
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Compiler/Output.h"
+#include "attnc/Compiler/Pipeline.h"
 #include "attnc/Compiler/SpecToIR.h"
-#include "attnc/Passes/Passes.h"
+#include "attnc/Dialect/Attn/AttnOps.h"
+#include "attnc/Passes/BlockClassification.h"
+#include "attnc/Report/MaskPicture.h"
+#include "attnc/Report/Png.h"
+#include "attnc/Report/Report.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
+#include <optional>
 #include <string>
 
 namespace cl = llvm::cl;
@@ -32,6 +40,10 @@ struct EmitKind {
 };
 constexpr EmitKind kEmitKinds[] = {
     {"mlir", "the attn dialect as imported from the spec, verified"},
+    {"tiled", "after attn-canonicalize-mask, attn-tile and attn-classify-blocks"},
+    {"report", "what the mask costs: pairs, tiles, FLOPs, memory, time (--json for JSON)"},
+    {"svg", "a picture of the mask and its tiles (SVG)"},
+    {"png", "the same picture as PNG (rendered with librsvg)"},
 };
 
 std::string emitKindList() {
@@ -50,54 +62,153 @@ std::string emitHelp() {
 
 cl::OptionCategory attncCategory("attnc options");
 
+cl::opt<std::string> specPath(cl::Positional, cl::desc("SPEC"), cl::Required,
+                              cl::cat(attncCategory));
+cl::opt<std::string> outputPath("o",
+                                cl::desc("Output path ('-' for standard output, the default); "
+                                         "written whole or not at all"),
+                                cl::value_desc("PATH"), cl::init("-"), cl::cat(attncCategory));
+cl::opt<std::string> emit("emit", cl::desc(emitHelp()), cl::value_desc("KIND"), cl::init("mlir"),
+                          cl::cat(attncCategory));
+cl::opt<std::string> tileFlag("tile",
+                              cl::desc("Tile BLOCK_M x BLOCK_N, powers of two in [16, 256] "
+                                       "(default: a heuristic by head_dim)"),
+                              cl::value_desc("MxN"), cl::cat(attncCategory));
+cl::opt<std::string> seqLenFlag("seq-len",
+                                cl::desc("Query and key lengths, for specs that leave seq_len to "
+                                         "launch time (NKV defaults to NQ); must agree with the "
+                                         "spec's seq_len when it has one"),
+                                cl::value_desc("NQ[,NKV]"), cl::cat(attncCategory));
+cl::opt<bool> jsonFlag("json", cl::desc("--emit=report: write JSON instead of text"),
+                       cl::cat(attncCategory));
+cl::opt<int64_t> batchFlag("batch", cl::desc("--emit=report: batch size counted (default 1)"),
+                           cl::init(1), cl::cat(attncCategory));
+cl::opt<int64_t> headsFlag("heads",
+                           cl::desc("--emit=report: query heads counted (default 1; the kv heads "
+                                    "follow the spec's grouping)"),
+                           cl::init(1), cl::cat(attncCategory));
+cl::opt<double> peakTflops("peak-tflops",
+                           cl::desc("--emit=report: roofline compute peak in TFLOP/s (H100 bf16)"),
+                           cl::init(799.0), cl::cat(attncCategory));
+cl::opt<double> peakTbs("peak-tbs",
+                        cl::desc("--emit=report: roofline memory bandwidth in TB/s (H100 HBM3)"),
+                        cl::init(3.0), cl::cat(attncCategory));
+cl::opt<std::string> globalTokensFlag(
+    "global-tokens",
+    cl::desc("--emit=report|svg|png: the launch-time token list of a runtime global mask"),
+    cl::value_desc("T1,T2,..."), cl::cat(attncCategory));
+
+int fail(const std::string &message) {
+  llvm::errs() << "attnc: error: " << message << "\n";
+  return 1;
+}
+
 /// Prints MLIR diagnostics as FILE:LINE:COL: error: MESSAGE.
 void printDiagnostic(mlir::Diagnostic &diag) {
   const char *severity = diag.getSeverity() == mlir::DiagnosticSeverity::Error     ? "error"
                          : diag.getSeverity() == mlir::DiagnosticSeverity::Warning ? "warning"
                                                                                     : "note";
   if (auto loc = llvm::dyn_cast<mlir::FileLineColLoc>(diag.getLocation()))
-    llvm::errs() << loc.getFilename() << ":" << loc.getLine() << ":" << loc.getColumn() << ": ";
+    llvm::errs() << loc.getFilename().getValue() << ":" << loc.getLine() << ":" << loc.getColumn() << ": ";
   else
     llvm::errs() << "attnc: ";
   llvm::errs() << severity << ": " << diag.str() << "\n";
+}
+
+/// Parses a positive integer; false on anything else.
+bool parsePositive(llvm::StringRef text, int64_t &value) {
+  return !text.trim().getAsInteger(10, value) && value > 0;
+}
+
+/// Applies --seq-len to the spec; returns an error message or "".
+std::string applySeqLen(spec::Spec &s) {
+  if (seqLenFlag.empty())
+    return "";
+  auto [first, second] = llvm::StringRef(seqLenFlag).split(',');
+  int64_t nq = 0, nk = 0;
+  if (!parsePositive(first, nq) || (!second.empty() && !parsePositive(second, nk)))
+    return "--seq-len=" + seqLenFlag + ": expected NQ or NQ,NKV with positive integers";
+  if (second.empty())
+    nk = nq;
+  if (s.seqLenQ && (*s.seqLenQ != nq || *s.seqLenKV != nk))
+    return "--seq-len=" + seqLenFlag + ": the spec fixes seq_len to " +
+           std::to_string(*s.seqLenQ) + "," + std::to_string(*s.seqLenKV);
+  s.seqLenQ = nq;
+  s.seqLenKV = nk;
+  return "";
+}
+
+/// Parses --tile; returns an error message or "".
+std::string parseTile(PipelineOptions &options) {
+  if (tileFlag.empty())
+    return "";
+  auto [m, n] = llvm::StringRef(tileFlag).split('x');
+  if (!parsePositive(m, options.blockM) || !parsePositive(n, options.blockN))
+    return "--tile=" + tileFlag + ": expected MxN, e.g. 128x64";
+  for (int64_t size : {options.blockM, options.blockN})
+    if (size < 16 || size > 256 || (size & (size - 1)))
+      return "--tile=" + tileFlag + ": tile sides must be powers of two in [16, 256]";
+  return "";
+}
+
+/// Parses --global-tokens; returns an error message or "".
+std::string parseGlobalTokens(std::vector<int64_t> &tokens) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  llvm::StringRef(globalTokensFlag).split(parts, ',', -1, /*KeepEmpty=*/false);
+  for (llvm::StringRef part : parts) {
+    int64_t t = 0;
+    if (part.trim().getAsInteger(10, t) || t < 0)
+      return "--global-tokens=" + globalTokensFlag + ": expected non-negative integers, got '" +
+             part.str() + "'";
+    tokens.push_back(t);
+  }
+  return "";
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  static cl::opt<std::string> specPath(cl::Positional, cl::desc("SPEC"), cl::Required,
-                                       cl::cat(attncCategory));
-  static cl::opt<std::string> outputPath(
-      "o", cl::desc("Output path ('-' for standard output, the default); written whole or "
-                    "not at all"),
-      cl::value_desc("PATH"), cl::init("-"), cl::cat(attncCategory));
-  static cl::opt<std::string> emit("emit", cl::desc(emitHelp()), cl::value_desc("KIND"),
-                                   cl::init("mlir"), cl::cat(attncCategory));
-
   cl::HideUnrelatedOptions(attncCategory);
   cl::AddExtraVersionPrinter(
       [](llvm::raw_ostream &os) { os << "attnc " << ATTNC_VERSION << "\n"; });
   cl::ParseCommandLineOptions(
       argc, argv,
       "attnc: compiles an attention spec (JSON) into IR and kernels\n\n"
-      "  attnc SPEC [-o PATH] --emit=KIND\n\n"
+      "  attnc SPEC [-o PATH] --emit=KIND [--tile=MxN] [--seq-len=NQ[,NKV]]\n"
+      "  attnc SPEC --emit=report [--json] [--batch=B] [--heads=H]\n"
+      "  attnc SPEC --emit=svg -o mask.svg\n\n"
       "The spec language is described in specs/README.md.\n");
 
+  std::string kind = emit;
   bool known = false;
   for (const EmitKind &k : kEmitKinds)
-    known |= emit == k.name;
-  if (!known) {
-    llvm::errs() << "attnc: error: --emit=" << emit << ": unknown output kind; valid kinds: "
-                 << emitKindList() << "\n";
-    return 2;
-  }
+    known |= kind == k.name;
+  if (!known)
+    return fail("--emit=" + kind + ": unknown output kind; valid kinds: " + emitKindList());
+  if (kind == "png" && outputPath == "-")
+    return fail("--emit=png: needs an output file (-o PATH)");
+  PipelineOptions pipeline;
+  if (std::string error = parseTile(pipeline); !error.empty())
+    return fail(error);
+  std::vector<int64_t> runtimeTokens;
+  if (std::string error = parseGlobalTokens(runtimeTokens); !error.empty())
+    return fail(error);
+  if (batchFlag < 1)
+    return fail("--batch=" + std::to_string(batchFlag) + ": must be >= 1");
+  if (headsFlag < 1)
+    return fail("--heads=" + std::to_string(headsFlag) + ": must be >= 1");
+  if (!(peakTflops > 0) || !std::isfinite(peakTflops) || !(peakTbs > 0) || !std::isfinite(peakTbs))
+    return fail("--peak-tflops and --peak-tbs must be positive numbers");
 
   spec::LoadResult loaded = spec::loadSpecFromFile(specPath);
   for (const spec::Diagnostic &d : loaded.diagnostics)
     llvm::errs() << d.format() << "\n";
   if (!loaded.ok())
     return 1;
+  spec::Spec &s = *loaded.spec;
+  if (std::string error = applySeqLen(s); !error.empty())
+    return fail(error);
 
   mlir::DialectRegistry registry;
   registerAttncDialects(registry);
@@ -107,18 +218,58 @@ int main(int argc, char **argv) {
     return mlir::success();
   });
 
-  mlir::OwningOpRef<mlir::ModuleOp> module = specToModule(context, *loaded.spec);
+  mlir::OwningOpRef<mlir::ModuleOp> module = specToModule(context, s);
   if (!module)
     return 1;
 
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  module->print(os);
-  os << "\n";
-  std::string error;
-  if (!writeFileAtomically(outputPath, text, error)) {
-    llvm::errs() << "attnc: error: " << error << "\n";
-    return 1;
+  std::string out;
+  if (kind == "mlir") {
+    llvm::raw_string_ostream os(out);
+    module->print(os);
+    os << "\n";
+  } else {
+    if (failed(runTilingPipeline(*module, pipeline)))
+      return 1;
+    if (kind == "tiled") {
+      llvm::raw_string_ostream os(out);
+      module->print(os);
+      os << "\n";
+    } else {
+      if (!s.seqLenQ)
+        return fail("--emit=" + kind + ": the spec leaves seq_len to launch time; give --seq-len");
+      attn::AttentionOp op;
+      module->walk([&](attn::AttentionOp found) { op = found; });
+      attn::TileAttr tile = *op.getTile();
+      mask::Mask canonical = mask::canonicalize(s.mask);
+      bool omitted = attn::needsLaunchTokens(canonical) && globalTokensFlag.empty();
+      for (int64_t t : runtimeTokens)
+        if (t >= *s.seqLenKV)
+          return fail("--global-tokens: token " + std::to_string(t) + " is out of range for kv "
+                      "length " + std::to_string(*s.seqLenKV));
+      mask::BlockSchedule schedule(canonical,
+                                   mask::Extent{*s.seqLenQ, *s.seqLenKV, &runtimeTokens},
+                                   tile.getBlockM(), tile.getBlockN());
+      report::Options options;
+      options.batch = batchFlag;
+      options.queryHeads = headsFlag;
+      options.hardware = {peakTflops, peakTbs};
+      report::Report r = report::compute(s, schedule, options, omitted);
+      if (kind == "report") {
+        out = jsonFlag ? report::toJson(r) : report::toText(r);
+      } else {
+        out = report::renderSvg(schedule, r);
+        if (kind == "png") {
+          std::string png, error;
+          if (!report::svgToPng(out, png, error))
+            return fail(error);
+          out = std::move(png);
+        }
+      }
+    }
   }
+
+  std::string error;
+  if (!writeFileAtomically(outputPath, out, error))
+    return fail(error);
   return 0;
 }

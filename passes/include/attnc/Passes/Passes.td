@@ -28,4 +28,59 @@ def AttnCanonicalizeMask : Pass<"attn-canonicalize-mask"> {
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }
 
+def AttnTile : Pass<"attn-tile"> {
+  let summary = "Attach the tile configuration (BLOCK_M x BLOCK_N) to attn.attention";
+  let description = [{
+    Sets `tile` on every `attn.attention` from the options, or, where they are
+    0, from a heuristic by head_dim and dtype: head_dim <= 64 -> 128x128,
+    <= 128 -> 128x64, larger -> 64x64 (bf16 and fp16 are both 2-byte types
+    and tile alike; the heuristic leaves register pressure and shared memory
+    within an sm_80+ multiprocessor). An existing tile is replaced.
+
+    Before:
+    ```mlir
+    attn.attention %q, %k, %v mask(#attn.causal) heads(16, 16) scale(0.088) : ...
+    ```
+    After (head_dim 128):
+    ```mlir
+    attn.attention %q, %k, %v mask(#attn.causal) heads(16, 16) scale(0.088)
+        tile(#attn.tile<block_m = 128, block_n = 64>) : ...
+    ```
+  }];
+  let options = [
+    Option<"blockM", "block-m", "int64_t", "0",
+           "BLOCK_M, a power of two in [16, 256] (0: heuristic)">,
+    Option<"blockN", "block-n", "int64_t", "0",
+           "BLOCK_N, a power of two in [16, 256] (0: heuristic)">,
+  ];
+  let dependentDialects = ["::attnc::attn::AttnDialect"];
+}
+
+def AttnClassifyBlocks : Pass<"attn-classify-blocks"> {
+  let summary = "Decide, per query tile, which kv tiles to visit and which are FULL";
+  let description = [{
+    Runs the block classification analysis (mask::BlockSchedule) on every
+    tiled `attn.attention` and records the schedule kind:
+    - banded masks (full, causal, windows, dilated windows, intersections):
+      `#attn.band_schedule<lo, hi, period>`, a closed form over tile indices;
+    - other masks with static lengths: `#attn.table_schedule<...>` with the
+      table's shape and its FULL/PARTIAL counts;
+    - other masks with lengths or global tokens given at launch:
+      `#attn.launch_schedule`.
+    EMPTY tiles are never visited; FULL tiles need no mask arithmetic. The
+    classification is exact (tested against brute force).
+
+    Before:
+    ```mlir
+    attn.attention ... mask(#attn.window<left = 256, right = 0>) ... tile(#attn.tile<block_m = 128, block_n = 64>)
+    ```
+    After:
+    ```mlir
+    attn.attention ... tile(#attn.tile<block_m = 128, block_n = 64>)
+        schedule(#attn.band_schedule<lo = 0, hi = 256, period = 1>)
+    ```
+  }];
+  let dependentDialects = ["::attnc::attn::AttnDialect"];
+}
+
 #endif // ATTNC_PASSES_TD

@@ -161,4 +161,62 @@ def Attn_IntersectAttr : Attn_MaskAttr<"Intersect", "intersect"> {
   let genVerifyDecl = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Tiling and block schedules (attached by attn-tile and attn-classify-blocks)
+//===----------------------------------------------------------------------===//
+
+def Attn_TileAttr : AttrDef<Attn_Dialect, "Tile"> {
+  let mnemonic = "tile";
+  let summary = "The tile configuration of a flash loop";
+  let description = [{
+    BLOCK_M query rows by BLOCK_N keys per step of the flash loop (warps and
+    pipeline stages join later). Powers of two from 16 to 256.
+    Example: `#attn.tile<block_m = 128, block_n = 64>`
+  }];
+  let parameters = (ins "int64_t":$block_m, "int64_t":$block_n);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def Attn_BandScheduleAttr : AttrDef<Attn_Dialect, "BandSchedule"> {
+  let mnemonic = "band_schedule";
+  let summary = "A closed-form block schedule: the mask is a band of delta = p - k";
+  let description = [{
+    Pairs with `lo <= p - k <= hi` and `(p - k) % period == 0` are allowed.
+    Each query tile visits the kv tiles the band touches, classified FULL or
+    PARTIAL from the tile indices alone: O(1) memory, any sequence length.
+    Example (causal): `#attn.band_schedule<lo = 0, hi = inf, period = 1>`
+  }];
+  let parameters = (ins "int64_t":$lo, "int64_t":$hi, "int64_t":$period);
+  let assemblyFormat = [{
+    `<` `lo` `=` custom<Bound>($lo) `,` `hi` `=` custom<Bound>($hi) `,` `period` `=` $period `>`
+  }];
+}
+
+def Attn_TableScheduleAttr : AttrDef<Attn_Dialect, "TableSchedule"> {
+  let mnemonic = "table_schedule";
+  let summary = "A block schedule given as a table, built at compile time";
+  let description = [{
+    Per query tile, the list of kv tiles to visit with a FULL/PARTIAL flag
+    (row offsets, column tile indices, flags), for masks without a closed
+    form (block-sparse, global tokens, unions). The attribute records the
+    table's shape; the table itself is rebuilt deterministically from the mask
+    where it is emitted. Example:
+    `#attn.table_schedule<row_tiles = 32, col_tiles = 64, full = 100, partial = 40>`
+  }];
+  let parameters = (ins "int64_t":$row_tiles, "int64_t":$col_tiles, "int64_t":$full,
+                        "int64_t":$partial);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_LaunchScheduleAttr : AttrDef<Attn_Dialect, "LaunchSchedule"> {
+  let mnemonic = "launch_schedule";
+  let summary = "A table block schedule built at launch time";
+  let description = [{
+    For masks without a closed form whose lengths or global tokens are only
+    known at launch: the runtime builds the table then. Example:
+    `#attn.launch_schedule`
+  }];
+}
+
 #endif // ATTNC_DIALECT_ATTN_ATTRS_TD

@@ -18,6 +18,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure]> {
     head h reads kv head h / (Hq / Hkv). Batch and sequence lengths may be
     dynamic (given at launch); heads and D are static. A fully masked row
     gives O = 0 and LSE = -inf. `backward` asks for gradient kernels too.
+    attn-tile attaches `tile`, attn-classify-blocks `schedule`.
 
     Example:
     ```mlir
@@ -31,7 +32,10 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure]> {
   let arguments = (ins Attn_HalfTensor:$query, Attn_HalfTensor:$key, Attn_HalfTensor:$value,
                        Attn_MaskAttrInterface:$mask,
                        I64Attr:$query_heads, I64Attr:$kv_heads,
-                       F64Attr:$scale, UnitAttr:$backward);
+                       F64Attr:$scale, UnitAttr:$backward,
+                       OptionalAttr<Attn_TileAttr>:$tile,
+                       OptionalAttr<AnyAttrOf<[Attn_BandScheduleAttr, Attn_TableScheduleAttr,
+                                               Attn_LaunchScheduleAttr]>>:$schedule);
   let results = (outs Attn_HalfTensor:$output, Attn_LseTensor:$lse);
   let assemblyFormat = [{
     $query `,` $key `,` $value
@@ -39,6 +43,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure]> {
     `heads` `(` $query_heads `,` $kv_heads `)`
     `scale` `(` $scale `)`
     (`backward` $backward^)?
+    (`tile` `(` $tile^ `)`)?
+    (`schedule` `(` $schedule^ `)`)?
     attr-dict `:` type($query) `,` type($key) `,` type($value)
     `->` type($output) `,` type($lse)
   }];

@@ -1,0 +1,18 @@
+//===- Pipeline.cpp - The attnc pass pipeline -----------------------------===//
+
+#include "attnc/Compiler/Pipeline.h"
+#include "attnc/Passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+
+namespace attnc {
+
+mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptions &options) {
+  mlir::PassManager pm(module->getContext());
+  pm.addPass(attn::createAttnCanonicalizeMask());
+  pm.addPass(attn::createAttnTile(attn::AttnTileOptions{options.blockM, options.blockN}));
+  pm.addPass(attn::createAttnClassifyBlocks());
+  return pm.run(module);
+}
+
+} // namespace attnc

@@ -1,0 +1,24 @@
+//===- Pipeline.h - The attnc pass pipeline ---------------------*- C++ -*-===//
+
+#ifndef ATTNC_COMPILER_PIPELINE_H
+#define ATTNC_COMPILER_PIPELINE_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LLVM.h"
+
+#include <cstdint>
+
+namespace attnc {
+
+struct PipelineOptions {
+  int64_t blockM = 0; ///< 0: the attn-tile heuristic
+  int64_t blockN = 0;
+};
+
+/// Runs attn-canonicalize-mask, attn-tile and attn-classify-blocks (the
+/// stage `--emit=tiled` prints). Diagnostics go through the context.
+mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptions &options);
+
+} // namespace attnc
+
+#endif // ATTNC_COMPILER_PIPELINE_H

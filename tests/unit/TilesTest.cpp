@@ -1,0 +1,506 @@
+//===- TilesTest.cpp - Tile geometry and block schedules vs brute force ---===//
+//
+// The closed forms of banded masks, hand-checked schedules, a randomized
+// property test of Geometry and BlockSchedule against the brute-force
+// predicate over the whole plane (every mask family and composition, lengths
+// 1 to 3000, nq != nk both ways, tiles 16 to 128), and the speed of the
+// closed form and of tables at a million tokens.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Mask/Tiles.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <sstream>
+
+using namespace attnc::mask;
+
+namespace {
+
+using Tiles = std::vector<std::pair<int64_t, TileClass>>;
+using Range = std::pair<int64_t, int64_t>;
+
+/// The tiles of query tile r as (column, class) pairs.
+Tiles rowOf(const BlockSchedule &s, int64_t r) {
+  std::vector<ScheduledTile> tiles;
+  s.row(r, tiles);
+  Tiles out;
+  for (const ScheduledTile &t : tiles)
+    out.emplace_back(t.colTile, t.cls);
+  return out;
+}
+
+constexpr TileClass F = TileClass::Full;
+constexpr TileClass P = TileClass::Partial;
+
+void expectTotals(const TileTotals &t, int64_t full, int64_t partial, int64_t skipped,
+                  int64_t computed, int64_t allowed) {
+  EXPECT_EQ(t.full, full);
+  EXPECT_EQ(t.partial, partial);
+  EXPECT_EQ(t.skipped, skipped);
+  EXPECT_EQ(t.computedPairs, computed);
+  EXPECT_EQ(t.allowedPairs, allowed);
+}
+
+//===----------------------------------------------------------------------===//
+// bandOf
+//===----------------------------------------------------------------------===//
+
+TEST(TilesBand, LeavesAndIntersections) {
+  EXPECT_EQ(bandOf(Mask::full()), (Band{-kUnbounded, kUnbounded, 1}));
+  EXPECT_EQ(bandOf(Mask::causal()), (Band{0, kUnbounded, 1}));
+  EXPECT_EQ(bandOf(Mask::window(3, 5)), (Band{-5, 3, 1}));
+  EXPECT_EQ(bandOf(Mask::window(4, 2, 3)), (Band{-6, 12, 3}));
+  // A one-sided window that excludes the diagonal: 1 <= p - k <= 2.
+  EXPECT_EQ(bandOf(Mask::window(2, -1)), (Band{1, 2, 1}));
+  EXPECT_EQ(bandOf(Mask::window(kUnbounded, 0)), (Band{0, kUnbounded, 1}));
+  // Unbounded sides saturate, dilated or not.
+  EXPECT_EQ(bandOf(Mask::window(kUnbounded, kUnbounded, 2)), (Band{-kUnbounded, kUnbounded, 2}));
+  EXPECT_EQ(bandOf(Mask::window(kUnbounded / 2, 0, 4)), (Band{0, kUnbounded, 4}));
+
+  // max lo, min hi, lcm of the periods: hi = min(24, 20), period lcm(3, 2).
+  Mask m = Mask::intersectOf(
+      {Mask::causal(), Mask::window(8, 8, 3), Mask::window(10, 0, 2)});
+  EXPECT_EQ(bandOf(m), (Band{0, 20, 6}));
+  EXPECT_EQ(bandOf(canonicalize(m)), (Band{0, 20, 6}));
+  EXPECT_EQ(bandOf(Mask::intersectOf({Mask::window(5, 7), Mask::window(9, 2, 2)})),
+            (Band{-4, 5, 2}));
+}
+
+TEST(TilesBand, NotBanded) {
+  EXPECT_FALSE(bandOf(Mask::empty()));
+  EXPECT_FALSE(bandOf(Mask::window(3, 3, 0)));
+  EXPECT_FALSE(bandOf(Mask::globalTokens({0})));
+  EXPECT_FALSE(bandOf(Mask::globalStride(4, 0)));
+  EXPECT_FALSE(bandOf(Mask::blockSparse(2, {{0}})));
+  EXPECT_FALSE(bandOf(Mask::unionOf({Mask::causal(), Mask::window(2, 2)})));
+  EXPECT_FALSE(bandOf(Mask::intersectOf({Mask::causal(), Mask::globalTokens({0})})));
+  // The lcm of two primes near 2^32 overflows int64: not banded.
+  EXPECT_FALSE(bandOf(Mask::intersectOf(
+      {Mask::window(1, 1, 4294967291), Mask::window(1, 1, 4294967279)})));
+}
+
+//===----------------------------------------------------------------------===//
+// Hand-checked schedules
+//===----------------------------------------------------------------------===//
+
+TEST(TilesSchedule, CausalSquare) {
+  // 4 x 4 tokens, 2 x 2 tiles: the diagonal tiles are partial, (1, 0) full.
+  BlockSchedule s(Mask::causal(), Extent{4, 4, nullptr}, 2, 2);
+  EXPECT_TRUE(s.isClosedForm());
+  EXPECT_TRUE(s.rowOffsets().empty());
+  EXPECT_TRUE(s.tiles().empty());
+  EXPECT_EQ(s.rowTiles(), 2);
+  EXPECT_EQ(s.colTiles(), 2);
+  EXPECT_EQ(rowOf(s, 0), (Tiles{{0, P}}));
+  EXPECT_EQ(rowOf(s, 1), (Tiles{{0, F}, {1, P}}));
+  EXPECT_EQ(s.columnRange(0), Range(0, 0));
+  EXPECT_EQ(s.columnRange(1), Range(0, 1));
+  expectTotals(s.totals(), /*full=*/1, /*partial=*/2, /*skipped=*/1, /*computed=*/12,
+               /*allowed=*/10);
+}
+
+TEST(TilesSchedule, CausalFewerQueriesClipped) {
+  // nq = 2, nk = 5: rows sit at p = 3, 4; the last column tile is 1 key wide.
+  BlockSchedule s(Mask::causal(), Extent{2, 5, nullptr}, 2, 2);
+  EXPECT_EQ(rowOf(s, 0), (Tiles{{0, F}, {1, F}, {2, P}}));
+  expectTotals(s.totals(), 2, 1, 0, 10, 9);
+}
+
+TEST(TilesSchedule, WindowMoreQueries) {
+  // nq = 4, nk = 2, window{1, 0}: rows at p = -2, -1 see nothing.
+  BlockSchedule s(Mask::window(1, 0), Extent{4, 2, nullptr}, 2, 2);
+  EXPECT_EQ(rowOf(s, 0), Tiles{});
+  EXPECT_GT(s.columnRange(0).first, s.columnRange(0).second);
+  EXPECT_EQ(rowOf(s, 1), (Tiles{{0, P}}));
+  expectTotals(s.totals(), 0, 1, 1, 4, 3);
+}
+
+TEST(TilesSchedule, DilatedWindowSinglePairs) {
+  // window{1, 1, 2}: deltas -2, 0, 2. With 1 x 1 tiles every tile is full or
+  // empty, although the band has holes.
+  BlockSchedule s(Mask::window(1, 1, 2), Extent{3, 3, nullptr}, 1, 1);
+  EXPECT_EQ(rowOf(s, 0), (Tiles{{0, F}, {2, F}}));
+  EXPECT_EQ(rowOf(s, 1), (Tiles{{1, F}}));
+  EXPECT_EQ(rowOf(s, 2), (Tiles{{0, F}, {2, F}}));
+  expectTotals(s.totals(), 5, 0, 4, 5, 5);
+  // With 2 x 2 tiles every tile holds an allowed and a masked pair.
+  BlockSchedule t(Mask::window(2, 2, 2), Extent{4, 4, nullptr}, 2, 2);
+  EXPECT_EQ(rowOf(t, 0), (Tiles{{0, P}, {1, P}}));
+  EXPECT_EQ(rowOf(t, 1), (Tiles{{0, P}, {1, P}}));
+  expectTotals(t.totals(), 0, 4, 0, 16, 8);
+}
+
+TEST(TilesSchedule, GlobalTokenCross) {
+  // global{2} over 6 x 6 tokens, 2 x 2 tiles: row 2 and column 2 light up.
+  BlockSchedule s(Mask::globalTokens({2}), Extent{6, 6, nullptr}, 2, 2);
+  EXPECT_FALSE(s.isClosedForm());
+  EXPECT_EQ(rowOf(s, 0), (Tiles{{1, P}}));
+  EXPECT_EQ(rowOf(s, 1), (Tiles{{0, P}, {1, P}, {2, P}}));
+  EXPECT_EQ(rowOf(s, 2), (Tiles{{1, P}}));
+  EXPECT_EQ(s.rowOffsets(), (std::vector<int64_t>{0, 1, 4, 5}));
+  EXPECT_EQ(s.columnRange(1), Range(0, 2));
+  expectTotals(s.totals(), 0, 5, 4, 20, 11);
+  std::vector<int64_t> candidates;
+  s.geometry().candidateColumnTiles(0, 2, 2, candidates);
+  EXPECT_EQ(candidates, (std::vector<int64_t>{1}));
+  s.geometry().candidateColumnTiles(2, 4, 2, candidates);
+  EXPECT_EQ(candidates, (std::vector<int64_t>{0, 1, 2}));
+}
+
+TEST(TilesSchedule, BlockSparseShifted) {
+  // block 2, layout [[0], [1]], nq = 3, nk = 4: rows at p = 1, 2, 3 straddle
+  // the block rows.
+  BlockSchedule s(Mask::blockSparse(2, {{0}, {1}}), Extent{3, 4, nullptr}, 2, 2);
+  EXPECT_EQ(rowOf(s, 0), (Tiles{{0, P}, {1, P}}));
+  EXPECT_EQ(rowOf(s, 1), (Tiles{{1, F}}));
+  expectTotals(s.totals(), 1, 2, 1, 10, 6);
+}
+
+TEST(TilesSchedule, SmallLongformer) {
+  // union[window{1, 1}, global{0}], 4 x 4 tokens, 2 x 2 tiles.
+  Mask m = Mask::unionOf({Mask::window(1, 1), Mask::globalTokens({0})});
+  BlockSchedule s(m, Extent{4, 4, nullptr}, 2, 2);
+  EXPECT_EQ(rowOf(s, 0), (Tiles{{0, F}, {1, P}}));
+  EXPECT_EQ(rowOf(s, 1), (Tiles{{0, P}, {1, F}}));
+  expectTotals(s.totals(), 2, 2, 0, 16, 14);
+  EXPECT_EQ(s.geometry().countRow(3, 0, 4), 3);
+  EXPECT_EQ(s.geometry().countRow(0, 1, 3), 2);
+}
+
+TEST(TilesSchedule, DegenerateExtents) {
+  for (Extent e : {Extent{0, 5, nullptr}, Extent{5, 0, nullptr}}) {
+    BlockSchedule s(Mask::causal(), e, 16, 16);
+    EXPECT_EQ(s.rowTiles(), 0);
+    EXPECT_EQ(s.colTiles(), 0);
+    expectTotals(s.totals(), 0, 0, 0, 0, 0);
+  }
+  // Runtime global tokens that are not given: no global token.
+  BlockSchedule r(Mask::globalRuntime(4), Extent{40, 40, nullptr}, 16, 16);
+  expectTotals(r.totals(), 0, 0, 9, 0, 0);
+}
+
+//===----------------------------------------------------------------------===//
+// Property test against the brute-force predicate
+//===----------------------------------------------------------------------===//
+
+/// Random specs of every family and composition, sized for a plane of n
+/// tokens a side.
+class SpecGen {
+public:
+  explicit SpecGen(uint64_t seed) : rng_(seed) {}
+
+  int64_t uniform(int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng_);
+  }
+  bool chance(int percent) { return uniform(0, 99) < percent; }
+  /// Log-uniform in [lo, hi], lo >= 1.
+  int64_t logUniform(int64_t lo, int64_t hi) {
+    double x = std::uniform_real_distribution<double>(std::log(static_cast<double>(lo)),
+                                                      std::log(static_cast<double>(hi) + 1))(rng_);
+    return std::clamp<int64_t>(static_cast<int64_t>(std::exp(x)), lo, hi);
+  }
+
+  /// A window side: mostly up to n, sometimes unbounded or negative.
+  int64_t side(int64_t n) {
+    if (chance(10))
+      return kUnbounded;
+    if (chance(5))
+      return -uniform(1, 4);
+    return logUniform(1, n + 1) - 1;
+  }
+
+  Mask leaf(int64_t n) {
+    int64_t pick = uniform(0, 99);
+    if (pick < 4)
+      return Mask::full();
+    if (pick < 14)
+      return Mask::causal();
+    if (pick < 30)
+      return Mask::window(side(n), side(n), 1);
+    if (pick < 42) {
+      int64_t d = uniform(2, 5);
+      return Mask::window(side(n / d + 1), side(n / d + 1), d);
+    }
+    if (pick < 52) {
+      std::vector<int64_t> tokens(static_cast<size_t>(uniform(1, 6)));
+      for (int64_t &t : tokens)
+        t = uniform(-2, n + 2);
+      return Mask::globalTokens(tokens);
+    }
+    if (pick < 58) {
+      std::vector<std::pair<int64_t, int64_t>> ranges(static_cast<size_t>(uniform(1, 3)));
+      for (auto &r : ranges) {
+        r.first = uniform(-3, n);
+        r.second = r.first + logUniform(1, n / 4 + 2) - 1;
+      }
+      return Mask::globalRanges(ranges);
+    }
+    if (pick < 64)
+      return Mask::globalStride(logUniform(1, n + 1), uniform(-3, n / 2 + 1));
+    if (pick < 70)
+      return Mask::globalRuntime(8);
+    if (pick < 88) {
+      int64_t block = logUniform(1, n / 2 + 1);
+      int64_t blocks = (n + block - 1) / block;
+      std::vector<std::vector<int64_t>> layout(
+          static_cast<size_t>(std::max<int64_t>(0, blocks + uniform(-2, 2))));
+      for (auto &row : layout) {
+        if (blocks <= 64 && chance(15)) {
+          for (int64_t c = 0; c < blocks; ++c)
+            row.push_back(c);
+          continue;
+        }
+        row.resize(static_cast<size_t>(uniform(0, 6)));
+        for (int64_t &c : row)
+          c = uniform(-1, blocks + 1);
+      }
+      return Mask::blockSparse(block, layout);
+    }
+    BigBirdParams p;
+    p.block = logUniform(1, n / 2 + 1);
+    p.band = uniform(0, 4);
+    p.random = uniform(0, 3);
+    p.global = uniform(0, 2);
+    p.seed = static_cast<uint64_t>(uniform(0, 1 << 20));
+    return Mask::bigBird(p);
+  }
+
+  Mask tree(int depth, int64_t n) {
+    if (depth == 0 || chance(40))
+      return leaf(n);
+    std::vector<Mask> children(static_cast<size_t>(uniform(2, 4)));
+    for (Mask &c : children)
+      c = tree(depth - 1, n);
+    return chance(50) ? Mask::unionOf(children) : Mask::intersectOf(children);
+  }
+
+private:
+  std::mt19937_64 rng_;
+};
+
+/// The allowed count of every rectangle, from 2-D prefix sums of the
+/// brute-force predicate made in one pass over the plane.
+class Plane {
+public:
+  Plane(const Mask &mask, const Extent &e)
+      : nk_(e.nk), sums_(static_cast<size_t>((e.nq + 1) * (e.nk + 1))) {
+    Predicate pred(mask, e);
+    for (int64_t i = 0; i < e.nq; ++i) {
+      int32_t rowSum = 0;
+      for (int64_t k = 0; k < e.nk; ++k) {
+        rowSum += pred.allowed(i, k);
+        at(i + 1, k + 1) = at(i, k + 1) + rowSum;
+      }
+    }
+  }
+
+  int64_t count(const Rect &r) const {
+    return at(r.row1, r.col1) - at(r.row0, r.col1) - at(r.row1, r.col0) + at(r.row0, r.col0);
+  }
+
+private:
+  int32_t &at(int64_t i, int64_t k) { return sums_[static_cast<size_t>(i * (nk_ + 1) + k)]; }
+  int32_t at(int64_t i, int64_t k) const { return sums_[static_cast<size_t>(i * (nk_ + 1) + k)]; }
+
+  int64_t nk_;
+  std::vector<int32_t> sums_;
+};
+
+TileClass expectedClass(int64_t count, const Rect &r) {
+  return count == 0 ? TileClass::Empty : count == r.area() ? TileClass::Full : TileClass::Partial;
+}
+
+/// Checks every tile, the schedule, the candidates, the totals, and random
+/// rectangles and rows of one spec against the brute force.
+void checkSpec(const Mask &mask, const Extent &e, int64_t blockM, int64_t blockN, SpecGen &gen) {
+  std::ostringstream what;
+  what << toString(mask) << " nq=" << e.nq << " nk=" << e.nk << " tile=" << blockM << "x"
+       << blockN << " runtime=[";
+  for (int64_t t : *e.runtimeTokens)
+    what << t << ",";
+  what << "]";
+  SCOPED_TRACE(what.str());
+
+  const Plane plane(mask, e);
+  const BlockSchedule s(mask, e, blockM, blockN);
+  const Geometry &g = s.geometry();
+  const int64_t rowTiles = (e.nq + blockM - 1) / blockM, colTiles = (e.nk + blockN - 1) / blockN;
+  ASSERT_EQ(s.rowTiles(), rowTiles);
+  ASSERT_EQ(s.colTiles(), colTiles);
+  ASSERT_EQ(s.isClosedForm(), bandOf(canonicalize(mask)).has_value());
+  if (s.isClosedForm()) {
+    ASSERT_TRUE(s.rowOffsets().empty());
+    ASSERT_TRUE(s.tiles().empty());
+  } else {
+    ASSERT_EQ(s.rowOffsets().size(), static_cast<size_t>(rowTiles) + 1);
+  }
+
+  TileTotals want;
+  std::vector<ScheduledTile> row;
+  std::vector<int64_t> candidates;
+  for (int64_t r = 0; r < rowTiles; ++r) {
+    const int64_t row0 = r * blockM, row1 = std::min(e.nq, row0 + blockM);
+    s.row(r, row);
+    g.candidateColumnTiles(row0, row1, blockN, candidates);
+    for (size_t j = 0; j < candidates.size(); ++j) {
+      ASSERT_TRUE(candidates[j] >= 0 && candidates[j] < colTiles) << "r=" << r;
+      ASSERT_TRUE(j == 0 || candidates[j - 1] < candidates[j]) << "r=" << r;
+    }
+    size_t next = 0;
+    for (int64_t c = 0; c < colTiles; ++c) {
+      const Rect rect{row0, row1, c * blockN, std::min(e.nk, c * blockN + blockN)};
+      const int64_t count = plane.count(rect);
+      const TileClass cls = expectedClass(count, rect);
+      ASSERT_EQ(g.classify(rect), cls) << "r=" << r << " c=" << c;
+      ASSERT_EQ(g.countAllowed(rect), count) << "r=" << r << " c=" << c;
+      if (cls == TileClass::Empty)
+        continue;
+      ASSERT_LT(next, row.size()) << "r=" << r << " c=" << c << " not scheduled";
+      ASSERT_EQ(row[next].colTile, c) << "r=" << r;
+      ASSERT_EQ(row[next].cls, cls) << "r=" << r << " c=" << c;
+      ++next;
+      ASSERT_TRUE(std::binary_search(candidates.begin(), candidates.end(), c))
+          << "r=" << r << " c=" << c << " not a candidate";
+      ++(cls == TileClass::Full ? want.full : want.partial);
+      want.computedPairs += rect.area();
+      want.allowedPairs += count;
+    }
+    ASSERT_EQ(next, row.size()) << "r=" << r << " schedules an empty tile";
+    auto [first, last] = s.columnRange(r);
+    if (row.empty()) {
+      if (!s.isClosedForm())
+        ASSERT_GT(first, last) << "r=" << r;
+    } else if (s.isClosedForm()) {
+      ASSERT_LE(first, row.front().colTile) << "r=" << r;
+      ASSERT_GE(last, row.back().colTile) << "r=" << r;
+    } else {
+      ASSERT_EQ(first, row.front().colTile) << "r=" << r;
+      ASSERT_EQ(last, row.back().colTile) << "r=" << r;
+    }
+  }
+  const TileTotals got = s.totals();
+  ASSERT_EQ(got.rowTiles, rowTiles);
+  ASSERT_EQ(got.colTiles, colTiles);
+  ASSERT_EQ(got.full, want.full);
+  ASSERT_EQ(got.partial, want.partial);
+  ASSERT_EQ(got.skipped, rowTiles * colTiles - want.full - want.partial);
+  ASSERT_EQ(got.computedPairs, want.computedPairs);
+  ASSERT_EQ(got.allowedPairs, want.allowedPairs);
+  ASSERT_EQ(got.allowedPairs, plane.count(Rect{0, e.nq, 0, e.nk}));
+
+  // Arbitrary rectangles, not aligned to tiles, and single rows.
+  for (int n = 0; n < 12; ++n) {
+    int64_t row0 = gen.uniform(0, e.nq - 1), col0 = gen.uniform(0, e.nk - 1);
+    const Rect rect{row0, gen.uniform(row0 + 1, e.nq), col0, gen.uniform(col0 + 1, e.nk)};
+    const int64_t count = plane.count(rect);
+    ASSERT_EQ(g.classify(rect), expectedClass(count, rect))
+        << "rect " << rect.row0 << ".." << rect.row1 << " x " << rect.col0 << ".." << rect.col1;
+    ASSERT_EQ(g.countAllowed(rect), count)
+        << "rect " << rect.row0 << ".." << rect.row1 << " x " << rect.col0 << ".." << rect.col1;
+    const int64_t i = gen.uniform(0, e.nq - 1);
+    ASSERT_EQ(g.countRow(i, col0, rect.col1), plane.count(Rect{i, i + 1, col0, rect.col1}))
+        << "row " << i << " keys " << col0 << ".." << rect.col1;
+  }
+}
+
+TEST(TilesProperties, MatchBruteForce) {
+  SpecGen gen(20240917);
+  const int64_t sides[] = {16, 32, 64, 128};
+  for (int n = 0; n < 2500; ++n) {
+    // Log-uniform lengths: mostly small planes, some up to 3000 a side.
+    const int64_t nq = gen.logUniform(1, 3000), nk = gen.logUniform(1, 3000);
+    const Mask mask = gen.tree(3, std::max(nq, nk));
+    std::vector<int64_t> runtime(static_cast<size_t>(gen.uniform(0, 6)));
+    for (int64_t &t : runtime)
+      t = gen.uniform(-1, nk + 1);
+    const int64_t blockM = sides[gen.uniform(0, 3)], blockN = sides[gen.uniform(0, 3)];
+    checkSpec(mask, Extent{nq, nk, &runtime}, blockM, blockN, gen);
+    if (HasFatalFailure())
+      return;
+  }
+}
+
+TEST(TilesProperties, OverflowingPeriodFallsBackToTables) {
+  // Not banded (the lcm overflows), still exact: only the diagonal remains.
+  SpecGen gen(5);
+  std::vector<int64_t> none;
+  Mask m = Mask::intersectOf({Mask::window(1, 1, 4294967291), Mask::window(1, 1, 4294967279)});
+  checkSpec(m, Extent{70, 50, &none}, 16, 32, gen);
+  BlockSchedule s(m, Extent{64, 64, &none}, 16, 16);
+  expectTotals(s.totals(), 0, 4, 12, 4 * 256, 64);
+}
+
+//===----------------------------------------------------------------------===//
+// Speed at a million tokens
+//===----------------------------------------------------------------------===//
+
+constexpr int64_t kMillion = 1048576;
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Allowed pairs of window{256, 256} over N x N tokens: 513 keys per row, less
+/// 256 + 255 + ... + 1 missing at each end.
+constexpr int64_t kWindowAllowed = 513 * kMillion - 256 * 257;
+
+TEST(TilesSpeed, Window256AtAMillionTokens) {
+  auto start = std::chrono::steady_clock::now();
+  BlockSchedule s(Mask::window(256, 256), Extent{kMillion, kMillion, nullptr}, 128, 64);
+  TileTotals t = s.totals();
+  double seconds = secondsSince(start);
+  RecordProperty("seconds", std::to_string(seconds));
+  std::printf("window 256 at 2^20 tokens, 128x64 tiles: schedule + totals in %.4f s\n", seconds);
+  EXPECT_LT(seconds, 1.0);
+  EXPECT_TRUE(s.isClosedForm());
+
+  // Row tile r covers p in [128r, 128r + 127], keys [128r - 256, 128r + 383]:
+  // column tiles 2r-4 .. 2r+5 (10), of which 2r-2 .. 2r+3 are full (keys
+  // within [p1 - 256, p0 + 256]). Rows 2 .. 8189 are interior: 6 full, 4
+  // partial; rows 0 and 8191 have 4 + 2, rows 1 and 8190 have 6 + 2.
+  const int64_t interior = 8189 - 2 + 1;
+  const int64_t full = interior * 6 + 4 + 6 + 6 + 4;
+  const int64_t partial = interior * 4 + 4 * 2;
+  EXPECT_EQ(t.rowTiles, 8192);
+  EXPECT_EQ(t.colTiles, 16384);
+  expectTotals(t, full, partial, 8192 * 16384 - full - partial, (full + partial) * 128 * 64,
+               kWindowAllowed);
+  EXPECT_EQ(rowOf(s, 1000), (Tiles{{1996, P},
+                                   {1997, P},
+                                   {1998, F},
+                                   {1999, F},
+                                   {2000, F},
+                                   {2001, F},
+                                   {2002, F},
+                                   {2003, F},
+                                   {2004, P},
+                                   {2005, P}}));
+  EXPECT_EQ(s.columnRange(1000), Range(1996, 2005));
+}
+
+TEST(TilesSpeed, LongformerAtAMillionTokens) {
+  // union[window{256, 256}, global{0}]: the window's tiles, plus all of row
+  // tile 0 (token 0 sees every key) and column tile 0 (every query sees key 0).
+  Mask m = Mask::unionOf({Mask::window(256, 256), Mask::globalTokens({0})});
+  auto start = std::chrono::steady_clock::now();
+  BlockSchedule s(m, Extent{kMillion, kMillion, nullptr}, 128, 64);
+  TileTotals t = s.totals();
+  double seconds = secondsSince(start);
+  std::printf("longformer at 2^20 tokens, 128x64 tiles: schedule + totals in %.4f s\n", seconds);
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_FALSE(s.isClosedForm());
+
+  // The window's 81908 tiles (49148 full), row tile 0's 16384 - 6 others,
+  // column tile 0 for row tiles 3 .. 8191. No window tile changes class.
+  const int64_t visited = 81908 + (16384 - 6) + (8191 - 3 + 1);
+  expectTotals(t, 49148, visited - 49148, 8192 * 16384 - visited, visited * 128 * 64,
+               kWindowAllowed + 2 * (kMillion - 257));
+}
+
+} // namespace
