@@ -426,7 +426,7 @@ TEST(TilesProperties, MatchBruteForce) {
   }
 }
 
-TEST(TilesProperties, OverflowingPeriodFallsBackToTables) {
+TEST(TilesProperties, OverflowingPeriods) {
   // Not banded (the lcm overflows), still exact: only the diagonal remains.
   SpecGen gen(5);
   std::vector<int64_t> none;
@@ -434,6 +434,10 @@ TEST(TilesProperties, OverflowingPeriodFallsBackToTables) {
   checkSpec(m, Extent{70, 50, &none}, 16, 32, gen);
   BlockSchedule s(m, Extent{64, 64, &none}, 16, 16);
   expectTotals(s.totals(), 0, 4, 12, 4 * 256, 64);
+  // Their union, counted by inclusion-exclusion through the same intersection.
+  Mask u = Mask::unionOf({Mask::window(1, 1, 4294967291), Mask::window(1, 1, 4294967279),
+                          Mask::window(2, 0, 5)});
+  checkSpec(u, Extent{90, 70, &none}, 32, 16, gen);
 }
 
 //===----------------------------------------------------------------------===//
