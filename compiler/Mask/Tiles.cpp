@@ -9,10 +9,15 @@
 // difference p - k in [p0 - k1, p1 - k0] occurs in the box, which is what makes
 // the banded formulas exact.
 //
-// Classification is exact everywhere: each node kind has an O(1) or
-// logarithmic answer, except unions and intersects whose children disagree;
-// those fall back to counting allowed pairs, row by row, as sorted lists of
-// allowed key spans.
+// Classification and counting are exact everywhere. Every leaf kind has a
+// closed form (O(1), logarithmic, or O(rows) for band counts). A union or
+// intersect is decided by its children when one child decides it, or when
+// all but one are neutral (empty in a union, full in an intersect); otherwise
+// it is classified row by row from sorted lists of allowed key spans, stopping
+// at the first row that shows both an allowed and a masked pair, and counted
+// row by row, or by inclusion-exclusion when the undecided children of a
+// union are all bands (unions of dilated windows would enumerate every
+// allowed key).
 //
 // Sizes: lengths, positions and block sizes are assumed below 2^62, so that
 // differences of positions and keys never overflow; the unbounded sides of
@@ -158,9 +163,9 @@ Node globalSetNode(std::vector<Span> spans, int64_t nk) {
     s.begin = std::max<int64_t>(s.begin, 0);
     s.end = std::min(s.end, nk);
   }
-  spans.erase(std::remove_if(spans.begin(), spans.end(),
-                             [](const Span &s) { return s.begin >= s.end; }),
-              spans.end());
+  spans.erase(
+      std::remove_if(spans.begin(), spans.end(), [](const Span &s) { return s.begin >= s.end; }),
+      spans.end());
   std::sort(spans.begin(), spans.end(),
             [](const Span &a, const Span &b) { return a.begin < b.begin; });
   Node n;
@@ -285,10 +290,12 @@ bool isGlobal(const Node &n, int64_t p) { return globalCount(n, p, p) > 0; }
 /// Appends the global keys in [c0, c1) as spans.
 void globalSpans(const Node &n, int64_t c0, int64_t c1, std::vector<Span> &out) {
   if (n.kind == NodeKind::GlobalStride) {
-    int64_t t = std::max(c0, n.offset);
-    t += ((n.offset - t) % n.stride + n.stride) % n.stride;
+    // The first token at or after max(c0, offset), then every stride-th one,
+    // in 128 bits: the stride may be close to 2^63.
+    int64_t from = std::max(c0, n.offset);
+    Int128 t = n.offset + static_cast<Int128>(ceilDiv(from - n.offset, n.stride)) * n.stride;
     for (; t < c1; t += n.stride)
-      out.push_back({t, t + 1});
+      out.push_back({static_cast<int64_t>(t), static_cast<int64_t>(t) + 1});
     return;
   }
   auto it = std::upper_bound(n.spans.begin(), n.spans.end(), c0,
@@ -443,8 +450,9 @@ void spansNode(const Node &n, int64_t p, int64_t c0, int64_t c1, std::vector<Spa
       buf.push_back({a, b + 1});
       return;
     }
-    for (int64_t k = a + ((p - a) % d + d) % d; k <= b; k += d)
-      buf.push_back({k, k + 1});
+    // The keys congruent to p, in 128 bits: d may be close to 2^63.
+    for (Int128 k = a + ((p - a) % d + static_cast<Int128>(d)) % d; k <= b; k += d)
+      buf.push_back({static_cast<int64_t>(k), static_cast<int64_t>(k) + 1});
     return;
   }
   case NodeKind::GlobalSet:
@@ -562,7 +570,7 @@ int64_t countUnionOfBands(const std::vector<const Node *> &bands, const Box &x) 
       meet.period = static_cast<int64_t>(std::min<Int128>(lcm, kUnbounded));
       ++terms;
     }
-    int64_t count = meet.lo > meet.hi ? 0 : countBand(tighten(meet), x);
+    int64_t count = countBand(tighten(meet), x);
     total += terms % 2 ? count : -count;
   }
   return total;
@@ -814,8 +822,7 @@ void Geometry::candidateColumnTiles(int64_t row0, int64_t row1, int64_t blockN,
 // BlockSchedule
 //===----------------------------------------------------------------------===//
 
-BlockSchedule::BlockSchedule(const Mask &mask, const Extent &extent, int64_t blockM,
-                             int64_t blockN)
+BlockSchedule::BlockSchedule(const Mask &mask, const Extent &extent, int64_t blockM, int64_t blockN)
     : geometry_(mask, extent), blockM_(blockM), blockN_(blockN) {
   if (isClosedForm())
     return;
@@ -859,7 +866,8 @@ std::pair<int64_t, int64_t> BlockSchedule::columnRange(int64_t r) const {
     int64_t end = rowOffsets_[static_cast<size_t>(r) + 1];
     if (begin == end)
       return {0, -1};
-    return {tiles_[static_cast<size_t>(begin)].colTile, tiles_[static_cast<size_t>(end) - 1].colTile};
+    return {tiles_[static_cast<size_t>(begin)].colTile,
+            tiles_[static_cast<size_t>(end) - 1].colTile};
   }
   const Extent &e = geometry_.extent();
   const int64_t shift = e.nk - e.nq;

@@ -3,6 +3,7 @@
 #include "attnc/Compiler/SpecToIR.h"
 #include "attnc/Dialect/Attn/AttnOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Verifier.h"
@@ -12,7 +13,7 @@ using namespace mlir;
 namespace attnc {
 
 void registerAttncDialects(DialectRegistry &registry) {
-  registry.insert<attn::AttnDialect, func::FuncDialect>();
+  registry.insert<attn::AttnDialect, func::FuncDialect, arith::ArithDialect>();
 }
 
 static Location toLoc(MLIRContext &ctx, const spec::Location &loc) {

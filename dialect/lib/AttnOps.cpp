@@ -80,3 +80,86 @@ LogicalResult AttentionOp::verify() {
     return verifyMaskForKeyLength(getMask(), nk, [&]() { return emitOpError(); });
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// The flash loop
+//===----------------------------------------------------------------------===//
+
+LogicalResult FlashLoopOp::verify() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != 3 ||
+      !llvm::all_of(body.getArgumentTypes(), [](Type t) { return t.isIndex(); }))
+    return emitOpError("body must take (batch, query head, query tile) indices");
+  auto yield = dyn_cast<TileYieldOp>(body.getTerminator());
+  if (!yield)
+    return emitOpError("body must end with attn.tile_yield");
+  int64_t blockM = getTile().getBlockM(), d = getQuery().getType().getDimSize(3);
+  auto outType = dyn_cast<RankedTensorType>(yield.getOutput().getType());
+  auto lseType = dyn_cast<RankedTensorType>(yield.getLse().getType());
+  if (!outType || outType.getShape() != ArrayRef<int64_t>{blockM, d} || !lseType ||
+      lseType.getShape() != ArrayRef<int64_t>{blockM})
+    return yield.emitOpError("must yield a (") << blockM << ", " << d << ") output tile and a ("
+                                               << blockM << ") lse tile";
+  if (getOutput().getType() != getQuery().getType())
+    return emitOpError("output type must equal the query type");
+  return success();
+}
+
+void FlashLoopOp::getAsmBlockArgumentNames(Region &region, OpAsmSetValueNameFn setName) {
+  Block &body = region.front();
+  if (body.getNumArguments() == 3) {
+    setName(body.getArgument(0), "b");
+    setName(body.getArgument(1), "h");
+    setName(body.getArgument(2), "qt");
+  }
+}
+
+LogicalResult KvLoopOp::verify() {
+  Block &body = getBody().front();
+  size_t n = getInitArgs().size();
+  if (body.getNumArguments() != n + 2 || !body.getArgument(0).getType().isIndex() ||
+      !body.getArgument(1).getType().isInteger(1))
+    return emitOpError("body must take (kv tile: index, partial: i1) and the iter_args");
+  for (size_t i = 0; i < n; ++i)
+    if (body.getArgument(i + 2).getType() != getInitArgs()[i].getType() ||
+        getResult(i).getType() != getInitArgs()[i].getType())
+      return emitOpError("iter_arg #") << i << " type mismatch";
+  auto yield = dyn_cast<YieldOp>(body.getTerminator());
+  if (!yield || yield.getValues().getTypes() != getInitArgs().getTypes())
+    return emitOpError("body must end with attn.yield of the iter_args' types");
+  return success();
+}
+
+void KvLoopOp::getAsmBlockArgumentNames(Region &region, OpAsmSetValueNameFn setName) {
+  Block &body = region.front();
+  if (body.getNumArguments() >= 2) {
+    setName(body.getArgument(0), "kt");
+    setName(body.getArgument(1), "partial");
+  }
+  const char *state[] = {"m", "l", "acc"};
+  for (unsigned i = 2; i < body.getNumArguments() && i < 5; ++i)
+    setName(body.getArgument(i), state[i - 2]);
+}
+
+//===----------------------------------------------------------------------===//
+// Result names: the printed IR (and the emitted code) read like the math
+//===----------------------------------------------------------------------===//
+
+void LoadTileOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
+  // Q, K and V are the first three arguments of the attention's function.
+  auto arg = dyn_cast<BlockArgument>(getSource());
+  const char *names[] = {"q_tile", "k_tile", "v_tile"};
+  setName(getResult(), arg && arg.getArgNumber() < 3 ? names[arg.getArgNumber()] : "tile");
+}
+void QKOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getResult(), "s"); }
+void MaskTileOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getResult(), "s_masked"); }
+void RowMaxOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getResult(), "m_new"); }
+void Exp2DiffOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getResult(), "p"); }
+void RescaleOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getResult(), "alpha"); }
+void RowSumUpdateOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getResult(), "l_new"); }
+void PVUpdateOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getResult(), "acc_new"); }
+void FillOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
+  // The online-softmax state: m starts at -inf, l and the O accumulator at 0.
+  auto type = cast<RankedTensorType>(getResult().getType());
+  setName(getResult(), type.getRank() == 2 ? "acc0" : getValue().convertToFloat() < 0 ? "m0" : "l0");
+}

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <sstream>
 
@@ -64,8 +65,7 @@ TEST(TilesBand, LeavesAndIntersections) {
   EXPECT_EQ(bandOf(Mask::window(kUnbounded / 2, 0, 4)), (Band{0, kUnbounded, 4}));
 
   // max lo, min hi, lcm of the periods: hi = min(24, 20), period lcm(3, 2).
-  Mask m = Mask::intersectOf(
-      {Mask::causal(), Mask::window(8, 8, 3), Mask::window(10, 0, 2)});
+  Mask m = Mask::intersectOf({Mask::causal(), Mask::window(8, 8, 3), Mask::window(10, 0, 2)});
   EXPECT_EQ(bandOf(m), (Band{0, 20, 6}));
   EXPECT_EQ(bandOf(canonicalize(m)), (Band{0, 20, 6}));
   EXPECT_EQ(bandOf(Mask::intersectOf({Mask::window(5, 7), Mask::window(9, 2, 2)})),
@@ -81,8 +81,8 @@ TEST(TilesBand, NotBanded) {
   EXPECT_FALSE(bandOf(Mask::unionOf({Mask::causal(), Mask::window(2, 2)})));
   EXPECT_FALSE(bandOf(Mask::intersectOf({Mask::causal(), Mask::globalTokens({0})})));
   // The lcm of two primes near 2^32 overflows int64: not banded.
-  EXPECT_FALSE(bandOf(Mask::intersectOf(
-      {Mask::window(1, 1, 4294967291), Mask::window(1, 1, 4294967279)})));
+  EXPECT_FALSE(
+      bandOf(Mask::intersectOf({Mask::window(1, 1, 4294967291), Mask::window(1, 1, 4294967279)})));
 }
 
 //===----------------------------------------------------------------------===//
@@ -320,8 +320,8 @@ TileClass expectedClass(int64_t count, const Rect &r) {
 /// rectangles and rows of one spec against the brute force.
 void checkSpec(const Mask &mask, const Extent &e, int64_t blockM, int64_t blockN, SpecGen &gen) {
   std::ostringstream what;
-  what << toString(mask) << " nq=" << e.nq << " nk=" << e.nk << " tile=" << blockM << "x"
-       << blockN << " runtime=[";
+  what << toString(mask) << " nq=" << e.nq << " nk=" << e.nk << " tile=" << blockM << "x" << blockN
+       << " runtime=[";
   for (int64_t t : *e.runtimeTokens)
     what << t << ",";
   what << "]";
@@ -412,7 +412,7 @@ void checkSpec(const Mask &mask, const Extent &e, int64_t blockM, int64_t blockN
 TEST(TilesProperties, MatchBruteForce) {
   SpecGen gen(20240917);
   const int64_t sides[] = {16, 32, 64, 128};
-  for (int n = 0; n < 2500; ++n) {
+  for (int n = 0; n < 3000; ++n) {
     // Log-uniform lengths: mostly small planes, some up to 3000 a side.
     const int64_t nq = gen.logUniform(1, 3000), nk = gen.logUniform(1, 3000);
     const Mask mask = gen.tree(3, std::max(nq, nk));
@@ -420,6 +420,24 @@ TEST(TilesProperties, MatchBruteForce) {
     for (int64_t &t : runtime)
       t = gen.uniform(-1, nk + 1);
     const int64_t blockM = sides[gen.uniform(0, 3)], blockN = sides[gen.uniform(0, 3)];
+    checkSpec(mask, Extent{nq, nk, &runtime}, blockM, blockN, gen);
+    if (HasFatalFailure())
+      return;
+  }
+}
+
+TEST(TilesProperties, OddTileSizes) {
+  // The geometry serves any rectangle (the mask picture uses cells of any
+  // size): tiles of 1 to 100 tokens, not powers of two.
+  SpecGen gen(424242);
+  const int64_t sides[] = {1, 2, 3, 5, 7, 24, 100};
+  for (int n = 0; n < 1500; ++n) {
+    const int64_t nq = gen.logUniform(1, 600), nk = gen.logUniform(1, 600);
+    const Mask mask = gen.tree(3, std::max(nq, nk));
+    std::vector<int64_t> runtime(static_cast<size_t>(gen.uniform(0, 6)));
+    for (int64_t &t : runtime)
+      t = gen.uniform(-1, nk + 1);
+    const int64_t blockM = sides[gen.uniform(0, 6)], blockN = sides[gen.uniform(0, 6)];
     checkSpec(mask, Extent{nq, nk, &runtime}, blockM, blockN, gen);
     if (HasFatalFailure())
       return;
@@ -435,9 +453,42 @@ TEST(TilesProperties, OverflowingPeriods) {
   BlockSchedule s(m, Extent{64, 64, &none}, 16, 16);
   expectTotals(s.totals(), 0, 4, 12, 4 * 256, 64);
   // Their union, counted by inclusion-exclusion through the same intersection.
-  Mask u = Mask::unionOf({Mask::window(1, 1, 4294967291), Mask::window(1, 1, 4294967279),
-                          Mask::window(2, 0, 5)});
+  Mask u = Mask::unionOf(
+      {Mask::window(1, 1, 4294967291), Mask::window(1, 1, 4294967279), Mask::window(2, 0, 5)});
   checkSpec(u, Extent{90, 70, &none}, 32, 16, gen);
+}
+
+TEST(TilesProperties, ExtremeParameters) {
+  // Sides, dilations, strides, offsets, tokens and blocks at the ends of
+  // int64: the geometry stays exact (and free of overflow under UBSan).
+  const int64_t inf = kUnbounded;
+  const std::vector<Mask> masks = {
+      Mask::window(inf, -inf),
+      Mask::window(-inf, inf),
+      Mask::window(inf, inf, inf),
+      Mask::window(3, 3, int64_t(1) << 40),
+      Mask::window(inf, 2, 3),
+      Mask::globalStride(inf, 0),
+      Mask::globalStride(1, inf),
+      Mask::globalStride(3, -inf),
+      Mask::globalRanges({{-inf, 2}, {40, inf}}),
+      Mask::globalTokens({inf, 3, -inf}),
+      Mask::blockSparse(inf, {{0}}),
+      Mask::blockSparse(int64_t(1) << 62, {{0, inf}, {0}}),
+      Mask::blockSparse(7, {{inf, 0}, {-inf}, {1, 2}}),
+      Mask::bigBird(BigBirdParams{inf, 1, 1, 1, 3}),
+      Mask::intersectOf({Mask::window(inf, inf, inf), Mask::window(5, 5, 2)}),
+      Mask::unionOf({Mask::window(inf, inf, inf), Mask::window(5, 5, 2), Mask::window(inf, 0, 3)}),
+      Mask::unionOf({Mask::window(inf, -inf), Mask::globalStride(inf, 7)}),
+  };
+  SpecGen gen(9);
+  std::vector<int64_t> runtime = {inf, -inf, 0};
+  for (const Mask &m : masks) {
+    checkSpec(m, Extent{45, 60, &runtime}, 16, 32, gen);
+    checkSpec(m, Extent{61, 30, &runtime}, 32, 16, gen);
+    if (HasFatalFailure())
+      return;
+  }
 }
 
 //===----------------------------------------------------------------------===//

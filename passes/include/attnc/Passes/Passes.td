@@ -83,4 +83,46 @@ def AttnClassifyBlocks : Pass<"attn-classify-blocks"> {
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }
 
+def AttnLowerToLoops : Pass<"attn-lower-to-loops"> {
+  let summary = "Lower tiled, classified attn.attention to the flash loop";
+  let description = [{
+    Replaces each `attn.attention` (with `tile` and `schedule`) by an
+    `attn.flash_loop` over (batch, query head, query tile) whose body is the
+    FlashAttention-2 forward with online softmax, as explicit ops:
+
+    ```
+    kvh    = h / (Hq / Hkv)                        GQA: the kv head of query head h
+    Q      = load_tile q[b, qt, h] * scale*log2(e) log2(e) folded into the scale
+    m = -inf, l = 0, O = 0
+    for (kt, partial) in schedule(qt):             EMPTY tiles never visited
+      K, V   = load_tile k/v[b, kt, kvh]
+      S      = Q K^T
+      S      = mask(S) if partial                  FULL tiles do no mask arithmetic
+      m_new  = max(m, rowmax S)
+      P      = exp2(S - m_new)
+      alpha  = exp2(m - m_new)
+      l      = alpha * l + rowsum P
+      O      = alpha * O + P V
+      m      = m_new
+    O, LSE = O / l, (m + log2 l) * ln 2            O = 0, LSE = -inf where l = 0
+    ```
+  }];
+  let dependentDialects = ["::attnc::attn::AttnDialect", "::mlir::arith::ArithDialect"];
+}
+
+def AttnPrepareForEmission : Pass<"attn-prepare-for-emission"> {
+  let summary = "Legalize the flash loop so that the target printers decide nothing";
+  let description = [{
+    Sets the form of every `attn.mask_tile` from its loop's schedule
+    (`"band"`: the closed-form predicate of the band; `"bitmask"`: the
+    launch-time table's per-tile bits), and checks that every op left is one
+    the printers know (func, arith index constants and division, the
+    attn.flash_loop family); anything else is an error naming the op.
+
+    Before: `%s1 = attn.mask_tile %s tile(%qt, %kt) if(%partial) : tensor<128x64xf32>`
+    After: `%s1 = attn.mask_tile %s tile(%qt, %kt) if(%partial) {form = "band"} : tensor<128x64xf32>`
+  }];
+  let dependentDialects = ["::attnc::attn::AttnDialect"];
+}
+
 #endif // ATTNC_PASSES_TD

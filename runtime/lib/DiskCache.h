@@ -1,0 +1,55 @@
+//===- DiskCache.h - The on-disk cache of compiled kernels ------*- C++ -*-===//
+//
+// Where the cache lives, what its keys hash, and how an entry is sealed with
+// a checksum, checked on read and published atomically. runtime/README.md
+// ("Cache") documents the layout.
+//
+// An entry `<cache>/<name>-<target>-<key>.so` is the shared object followed
+// by a 24-byte trailer: the object's length and its FNV-1a 64 (both 64-bit
+// little-endian), then the magic "ATTNCSUM". The dynamic loader ignores bytes
+// past the ELF contents, so the sealed file is loaded as it is; one file and
+// one rename publish the object and its checksum together.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_LIB_DISKCACHE_H
+#define ATTNC_RUNTIME_LIB_DISKCACHE_H
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attnc::runtime {
+
+/// The cache directory: `optionDir` if given, else $ATTNC_CACHE_DIR, else
+/// $XDG_CACHE_HOME/attnc, else $HOME/.cache/attnc; "" when none applies.
+std::string resolveCacheDir(const char *optionDir);
+
+/// Creates `dir` and its parents if needed and checks that entries can be
+/// written there; returns "" or why the directory is unusable.
+std::string prepareCacheDir(const std::string &dir);
+
+/// The cache key: FNV-1a 64 over each part, length-prefixed so that no two
+/// lists of parts hash the same text.
+uint64_t cacheKey(const std::vector<std::string_view> &parts);
+
+/// "<name>-<target>-<16 hex digits>.so", the name reduced to [A-Za-z0-9_.-].
+std::string entryFileName(const std::string &name, const std::string &target, uint64_t key);
+
+/// The shared object followed by its trailer.
+std::string sealEntry(std::string_view object);
+
+/// "" if `entry` is a well-formed sealed entry, else what is wrong with it.
+std::string checkEntry(std::string_view entry);
+
+/// Publishes `bytes` as `dir`/`fileName`: a temporary file in `dir`, written,
+/// fsynced, renamed over the entry, and the directory fsynced. Readers see
+/// the old entry or the new one, never a partial file. Returns "" or the
+/// reason it failed (nothing is left behind then).
+std::string publishEntry(const std::string &dir, const std::string &fileName,
+                         std::string_view bytes);
+
+} // namespace attnc::runtime
+
+#endif // ATTNC_RUNTIME_LIB_DISKCACHE_H

@@ -1,0 +1,370 @@
+//===- Package.cpp - Kernel packages, loaded and validated ----------------===//
+//
+// Fields are checked in the order that gives the most useful first error: what
+// the file is (format, versions, target) before what it says (spec, source,
+// summary fields). Unknown fields are ignored. Manifests are read as ordered
+// JSON, so that the spec's compact dump, spec_hash's input, keeps the key
+// order attnc wrote.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Package.h"
+
+#include "Error.h"
+#include "Files.h"
+
+#include "attnc/Mask/Tiles.h"
+#include "attnc/Spec/Spec.h"
+#include "attnc/runtime/hash.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <functional>
+#include <limits>
+
+namespace attnc::runtime {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr const char *kFormat = "attnc-kernel-package";
+constexpr int64_t kFormatVersion = 1;
+constexpr size_t kArgumentCount = 5;
+
+/// A value for messages: its JSON type and text, shortened.
+std::string describe(const Json &value) {
+  if (value.is_null())
+    return "null";
+  std::string text = value.dump();
+  if (text.size() > 60)
+    text = text.substr(0, 57) + "...";
+  return std::string(value.type_name()) + " " + text;
+}
+
+/// A length that may be given at launch, for messages.
+std::string lengthText(const std::optional<int64_t> &length) {
+  return length ? std::to_string(*length) : "null (given at launch)";
+}
+
+/// `s` as a JSON string literal, for messages.
+std::string quoted(const std::string &s) { return Json(s).dump(); }
+
+/// The capacity of the launch-time global token list a mask reads: the
+/// largest `max` of its GlobalRuntime nodes (they share one list), else 0.
+int64_t runtimeTokenCapacity(const mask::Mask &m) {
+  int64_t capacity = m.kind == mask::Kind::GlobalRuntime ? m.runtimeMax : 0;
+  for (const mask::Mask &child : m.children)
+    capacity = std::max(capacity, runtimeTokenCapacity(child));
+  return capacity;
+}
+
+/// Typed access to the manifest's fields; every failure names the file and
+/// the field's path ("heads.query", "arguments[1].shape").
+class ManifestReader {
+public:
+  explicit ManifestReader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void error(const std::string &message) const {
+    fail(ATTNRT_ERROR_PACKAGE, file_ + ": " + message);
+  }
+
+  /// The member `key` of `object` (at `objectPath`, "" for the top level).
+  const Json &member(const Json &object, const std::string &objectPath,
+                     const std::string &key) const {
+    auto it = object.find(key);
+    if (it == object.end())
+      error("missing required field " + join(objectPath, key));
+    return *it;
+  }
+
+  const Json &object(const Json &parent, const std::string &parentPath,
+                     const std::string &key) const {
+    const Json &value = member(parent, parentPath, key);
+    if (!value.is_object())
+      error(join(parentPath, key) + ": expected an object, got " + describe(value));
+    return value;
+  }
+
+  std::string string(const Json &parent, const std::string &parentPath,
+                     const std::string &key) const {
+    const Json &value = member(parent, parentPath, key);
+    if (!value.is_string())
+      error(join(parentPath, key) + ": expected a string, got " + describe(value));
+    return value.get<std::string>();
+  }
+
+  int64_t integer(const Json &parent, const std::string &parentPath,
+                  const std::string &key) const {
+    return asInteger(member(parent, parentPath, key), join(parentPath, key));
+  }
+
+  /// An integer or null (a length given at launch).
+  std::optional<int64_t> optionalInteger(const Json &parent, const std::string &parentPath,
+                                         const std::string &key) const {
+    const Json &value = member(parent, parentPath, key);
+    if (value.is_null())
+      return std::nullopt;
+    return asInteger(value, join(parentPath, key) + " (an integer or null)");
+  }
+
+  /// An integer field that must be at least `min`.
+  int64_t integerAtLeast(const Json &parent, const std::string &parentPath,
+                         const std::string &key, int64_t min) const {
+    int64_t value = integer(parent, parentPath, key);
+    if (value < min)
+      error(join(parentPath, key) + ": must be >= " + std::to_string(min) + ", got " +
+            std::to_string(value));
+    return value;
+  }
+
+  static std::string join(const std::string &parentPath, const std::string &key) {
+    return parentPath.empty() ? key : parentPath + "." + key;
+  }
+
+private:
+  int64_t asInteger(const Json &value, const std::string &path) const {
+    if (!value.is_number_integer() ||
+        (value.is_number_unsigned() &&
+         value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+      error(path + ": expected an integer, got " + describe(value));
+    return value.get<int64_t>();
+  }
+
+  std::string file_;
+};
+
+/// Checks the argument ABI: q, k, v, o, lse with their dtypes and symbolic shapes.
+void checkArguments(const ManifestReader &reader, const Json &arguments, const std::string &dtype,
+                    int64_t queryHeads, int64_t kvHeads, int64_t headDim) {
+  if (!arguments.is_array())
+    reader.error("arguments: expected an array, got " + describe(arguments));
+  struct Expected {
+    const char *name;
+    std::string dtype;
+    Json shape;
+  };
+  const Expected expected[kArgumentCount] = {
+      {"q", dtype, Json::array({"batch", "seq_len.q", queryHeads, headDim})},
+      {"k", dtype, Json::array({"batch", "seq_len.kv", kvHeads, headDim})},
+      {"v", dtype, Json::array({"batch", "seq_len.kv", kvHeads, headDim})},
+      {"o", dtype, Json::array({"batch", "seq_len.q", queryHeads, headDim})},
+      {"lse", "fp32", Json::array({"batch", queryHeads, "seq_len.q"})},
+  };
+  if (arguments.size() != kArgumentCount)
+    reader.error("arguments: expected " + std::to_string(kArgumentCount) +
+                 " entries (q, k, v, o, lse), got " + std::to_string(arguments.size()));
+  for (size_t i = 0; i < kArgumentCount; ++i) {
+    const std::string path = "arguments[" + std::to_string(i) + "]";
+    const Json &argument = arguments[i];
+    if (!argument.is_object())
+      reader.error(path + ": expected an object, got " + describe(argument));
+    const Expected &want = expected[i];
+    std::string name = reader.string(argument, path, "name");
+    if (name != want.name)
+      reader.error(path + ".name: expected " + quoted(want.name) + ", got " + quoted(name));
+    std::string argumentDtype = reader.string(argument, path, "dtype");
+    if (argumentDtype != want.dtype)
+      reader.error(path + ".dtype: expected " + quoted(want.dtype) + " for " + name + ", got " +
+                   quoted(argumentDtype));
+    const Json &shape = reader.member(argument, path, "shape");
+    if (shape != want.shape)
+      reader.error(path + ".shape: expected " + want.shape.dump() + " for " + name + ", got " +
+                   describe(shape));
+  }
+}
+
+/// Validates a manifest's text; `readSource(file)` supplies the source it names.
+std::shared_ptr<const PackageData>
+parseManifest(const std::string &manifestPath, const std::string &text,
+              const std::function<std::string(const std::string &)> &readSource) {
+  ManifestReader reader(manifestPath);
+  Json root;
+  try {
+    root = Json::parse(text);
+  } catch (const Json::parse_error &e) {
+    // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
+    std::string what = e.what();
+    size_t bracket = what.find("] ");
+    reader.error("malformed JSON: " +
+                 (bracket == std::string::npos ? what : what.substr(bracket + 2)));
+  }
+  if (!root.is_object())
+    reader.error("expected a JSON object at the top level, got " + describe(root));
+
+  // What the file is.
+  std::string format = reader.string(root, "", "format");
+  if (format != kFormat)
+    reader.error("format: expected " + quoted(kFormat) + ", got " + quoted(format) +
+                 ": not an attnc kernel package");
+  int64_t formatVersion = reader.integer(root, "", "format_version");
+  if (formatVersion != kFormatVersion)
+    reader.error("format_version: expected " + std::to_string(kFormatVersion) + ", got " +
+                 std::to_string(formatVersion) + ": this runtime reads kernel package format " +
+                 std::to_string(kFormatVersion) + "; recompile the package");
+  std::string attncVersion = reader.string(root, "", "attnc_version");
+  if (attncVersion != ATTNC_VERSION)
+    reader.error("attnc_version " + quoted(attncVersion) + " differs from this runtime's " +
+                 quoted(ATTNC_VERSION) + ": recompile the package");
+  int64_t abiVersion = reader.integer(root, "", "abi_version");
+  if (abiVersion != ATTNC_KERNEL_ABI_VERSION)
+    reader.error("abi_version " + std::to_string(abiVersion) +
+                 " differs from this runtime's kernel ABI version " +
+                 std::to_string(ATTNC_KERNEL_ABI_VERSION) + ": recompile the package");
+  std::string target = reader.string(root, "", "target");
+  if (target == "cuda")
+    fail(ATTNRT_ERROR_UNSUPPORTED,
+         manifestPath + ": target \"cuda\": this runtime runs CPU kernel packages only for now; "
+                        "compile the spec for the cpu target");
+  if (target != "cpu")
+    reader.error("target " + quoted(target) + ": expected \"cpu\" or \"cuda\"");
+
+  auto package = std::make_shared<PackageData>();
+  package->manifestPath = manifestPath;
+  package->name = reader.string(root, "", "name");
+  if (package->name.empty())
+    reader.error("name: must not be empty");
+
+  // The spec and its hash.
+  package->specJson = reader.object(root, "", "spec").dump();
+  std::string specHash = reader.string(root, "", "spec_hash");
+  std::string actualSpecHash = hashString(package->specJson);
+  if (specHash != actualSpecHash)
+    reader.error("spec_hash mismatch: the spec hashes to " + actualSpecHash + ", spec_hash says " +
+                 specHash + ": the manifest was modified after attnc wrote it");
+
+  // The source and its hash.
+  const Json &source = reader.object(root, "", "source");
+  package->sourceFile = reader.string(source, "source", "file");
+  const std::string &file = package->sourceFile;
+  if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos)
+    reader.error("source.file: expected a file name inside the package directory, got " +
+                 quoted(file));
+  std::string sourceHash = reader.string(source, "source", "hash");
+  package->source = readSource(file);
+  if (hashString(package->source) != sourceHash)
+    reader.error("source hash mismatch: " + file + " was modified after attnc wrote it (it hashes to " +
+                 hashString(package->source) + ", source.hash says " + sourceHash + ")");
+
+  package->entry = reader.string(root, "", "entry");
+  if (package->entry != ATTNC_FORWARD_SYMBOL)
+    reader.error("entry: expected " + quoted(ATTNC_FORWARD_SYMBOL) +
+                 " (the CPU kernel ABI's entry point), got " + quoted(package->entry));
+
+  // The spec itself, through the spec loader.
+  spec::LoadResult loaded = spec::loadSpecFromString(package->specJson, manifestPath + "#spec");
+  if (!loaded.ok()) {
+    std::string message = "spec: the embedded spec is invalid:";
+    for (const spec::Diagnostic &d : loaded.diagnostics)
+      if (d.severity == spec::Severity::Error)
+        message += "\n  " + d.format();
+    reader.error(message);
+  }
+  const spec::Spec &spec = *loaded.spec;
+  package->mask = mask::canonicalize(spec.mask);
+
+  // The summary fields must agree with the spec.
+  std::string dtype = reader.string(root, "", "dtype");
+  std::string specDtype = spec::dtypeName(spec.dtype);
+  if (dtype != specDtype)
+    reader.error("dtype " + quoted(dtype) + " differs from the spec's " + quoted(specDtype));
+  package->dtype = spec.dtype == spec::DType::BF16 ? ATTNC_DTYPE_BF16 : ATTNC_DTYPE_FP16;
+  auto expectSpecValue = [&](const std::string &path, int64_t value, int64_t specValue) {
+    if (value != specValue)
+      reader.error(path + ": " + std::to_string(value) + " differs from the spec's " +
+                   std::to_string(specValue));
+    return value;
+  };
+  package->headDim = expectSpecValue("head_dim", reader.integer(root, "", "head_dim"), spec.headDim);
+  const Json &heads = reader.object(root, "", "heads");
+  package->queryHeads =
+      expectSpecValue("heads.query", reader.integer(heads, "heads", "query"), spec.queryHeads);
+  package->kvHeads = expectSpecValue("heads.kv", reader.integer(heads, "heads", "kv"), spec.kvHeads);
+  const Json &seqLen = reader.object(root, "", "seq_len");
+  package->seqLenQ = reader.optionalInteger(seqLen, "seq_len", "q");
+  package->seqLenKV = reader.optionalInteger(seqLen, "seq_len", "kv");
+  if (package->seqLenQ != spec.seqLenQ)
+    reader.error("seq_len.q: " + lengthText(package->seqLenQ) + " differs from the spec's " +
+                 lengthText(spec.seqLenQ));
+  if (package->seqLenKV != spec.seqLenKV)
+    reader.error("seq_len.kv: " + lengthText(package->seqLenKV) + " differs from the spec's " +
+                 lengthText(spec.seqLenKV));
+
+  const Json &tile = reader.object(root, "", "tile");
+  package->blockM = reader.integerAtLeast(tile, "tile", "block_m", 1);
+  package->blockN = reader.integerAtLeast(tile, "tile", "block_n", 1);
+
+  const Json &schedule = reader.object(root, "", "schedule");
+  std::string kind = reader.string(schedule, "schedule", "kind");
+  if (kind == "band") {
+    reader.integer(schedule, "schedule", "lo");
+    reader.integer(schedule, "schedule", "hi");
+    reader.integerAtLeast(schedule, "schedule", "period", 1);
+    if (!mask::bandOf(package->mask))
+      reader.error("schedule.kind: \"band\" needs a banded mask (full, causal, windows and their "
+                   "intersections), but the spec's mask is " +
+                   mask::toString(package->mask) + ": expected \"table\"");
+    package->schedule = ScheduleKind::Band;
+  } else if (kind == "table") {
+    package->schedule = ScheduleKind::Table;
+  } else {
+    reader.error("schedule.kind: expected \"band\" or \"table\", got " + quoted(kind));
+  }
+
+  package->runtimeGlobalTokens = reader.integerAtLeast(root, "", "runtime_global_tokens", 0);
+  int64_t capacity = runtimeTokenCapacity(package->mask);
+  if (package->runtimeGlobalTokens != capacity)
+    reader.error("runtime_global_tokens: " + std::to_string(package->runtimeGlobalTokens) +
+                 " differs from the spec's runtime global list capacity " +
+                 std::to_string(capacity) + " (global.runtime.max; 0 without one)");
+
+  reader.object(root, "", "launch");
+  checkArguments(reader, reader.member(root, "", "arguments"), dtype, package->queryHeads,
+                 package->kvHeads, package->headDim);
+  return package;
+}
+
+/// Reads a package file; a missing file is a package error, others are I/O errors.
+std::string readPackageFile(const std::string &path, const std::string &what) {
+  std::string bytes;
+  if (int err = readFile(path, bytes))
+    fail(err == ENOENT || err == ENOTDIR ? ATTNRT_ERROR_PACKAGE : ATTNRT_ERROR_IO,
+         path + ": cannot read " + what + ": " + errorText(err));
+  return bytes;
+}
+
+} // namespace
+
+std::shared_ptr<const PackageData> loadPackage(const std::string &dir) {
+  std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + "/";
+  std::string manifestPath = prefix + "manifest.json";
+  std::string text = readPackageFile(
+      manifestPath, "the package manifest (is " + (dir.empty() ? std::string("\"\"") : dir) +
+                        " a package written by attnc --emit=package?)");
+  return parseManifest(manifestPath, text, [&](const std::string &file) {
+    return readPackageFile(prefix + file, "the kernel source named by manifest.json's source.file");
+  });
+}
+
+std::shared_ptr<const PackageData> loadPackageFromMemory(const std::string &manifestJson,
+                                                         const std::string &source) {
+  return parseManifest("manifest.json", manifestJson,
+                       [&](const std::string &) { return source; });
+}
+
+std::string dtypeName(int32_t dtype) {
+  switch (dtype) {
+  case ATTNC_DTYPE_BF16:
+    return "bf16";
+  case ATTNC_DTYPE_FP16:
+    return "fp16";
+  case ATTNC_DTYPE_FP32:
+    return "fp32";
+  default:
+    return "dtype " + std::to_string(dtype) + " (unknown)";
+  }
+}
+
+} // namespace attnc::runtime

@@ -1,0 +1,60 @@
+//===- Package.h - Kernel packages, loaded and validated --------*- C++ -*-===//
+//
+// A kernel package (runtime/README.md, format version 1) is a manifest.json
+// and the kernel source it names. Loading validates everything before anything
+// is compiled: the format, the attnc and ABI versions, the target, every
+// required field and its type, the spec and source hashes, the spec itself
+// (through the spec loader), and the consistency of the manifest's summary
+// fields (dtype, heads, lengths, schedule, arguments) with the spec.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_LIB_PACKAGE_H
+#define ATTNC_RUNTIME_LIB_PACKAGE_H
+
+#include "attnc/Mask/Mask.h"
+#include "attnc/runtime/kernel_abi.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace attnc::runtime {
+
+/// How a kernel finds the kv tiles of a query tile.
+enum class ScheduleKind {
+  Band,  ///< closed form compiled into the kernel; the runtime passes no table
+  Table, ///< the runtime builds an attnc_schedule_table at launch
+};
+
+/// A validated package. Immutable once loaded; kernels keep it alive.
+struct PackageData {
+  std::string manifestPath; ///< "DIR/manifest.json", or "manifest.json" from memory
+  std::string name;         ///< the manifest's "name"
+  std::string specJson;     ///< the "spec" object as compact JSON (spec_hash's input)
+  mask::Mask mask;          ///< the spec's mask, canonicalized
+  attnc_dtype dtype = ATTNC_DTYPE_BF16;
+  int64_t headDim = 0, queryHeads = 0, kvHeads = 0;
+  std::optional<int64_t> seqLenQ, seqLenKV; ///< fixed by the spec, else given at launch
+  int64_t blockM = 0, blockN = 0;
+  ScheduleKind schedule = ScheduleKind::Band;
+  int64_t runtimeGlobalTokens = 0; ///< capacity of the launch-time token list
+  std::string sourceFile;          ///< the source's file name ("kernel.cpp")
+  std::string source;              ///< its bytes, hash-checked
+  std::string entry;               ///< the exported entry point (ATTNC_FORWARD_SYMBOL)
+};
+
+/// Loads DIR/manifest.json and the source it names. Throws Error.
+std::shared_ptr<const PackageData> loadPackage(const std::string &dir);
+
+/// The same from memory (the JIT path). Throws Error.
+std::shared_ptr<const PackageData> loadPackageFromMemory(const std::string &manifestJson,
+                                                         const std::string &source);
+
+/// "bf16", "fp16" or "fp32"; "dtype N (unknown)" for other values.
+std::string dtypeName(int32_t dtype);
+
+} // namespace attnc::runtime
+
+#endif // ATTNC_RUNTIME_LIB_PACKAGE_H

@@ -1,0 +1,69 @@
+//===- Schedule.cpp - Launch-time block schedule tables -------------------===//
+//
+// The tile list comes from mask::BlockSchedule (exact classes, no empty
+// tile). The bits of a PARTIAL tile are evaluated pair by pair with
+// mask::Predicate: PARTIAL tiles are the mask's edges, a small part of the
+// visited tiles.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Schedule.h"
+
+#include "attnc/Mask/Tiles.h"
+
+#include <algorithm>
+
+namespace attnc::runtime {
+
+attnc_schedule_table ScheduleTable::view() const {
+  attnc_schedule_table table;
+  table.row_offsets = rowOffsets.data();
+  table.col_tiles = colTiles.data();
+  table.full = full.data();
+  table.bit_offsets = bitOffsets.data();
+  table.bits = bits.data();
+  table.words_per_row = wordsPerRow;
+  return table;
+}
+
+ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent,
+                                 int64_t blockM, int64_t blockN) {
+  // BlockSchedule::row() answers closed forms too, so "table" kernels of
+  // banded masks get a table as well.
+  mask::BlockSchedule schedule(mask, extent, blockM, blockN);
+  mask::Predicate predicate(mask, extent);
+  ScheduleTable table;
+  table.wordsPerRow = (blockN + 63) / 64;
+  const int64_t rowTiles = schedule.rowTiles();
+  table.rowOffsets.reserve(static_cast<size_t>(rowTiles) + 1);
+  table.rowOffsets.push_back(0);
+  std::vector<mask::ScheduledTile> tiles;
+  for (int64_t r = 0; r < rowTiles; ++r) {
+    schedule.row(r, tiles);
+    for (const mask::ScheduledTile &tile : tiles) {
+      table.colTiles.push_back(tile.colTile);
+      bool isFull = tile.cls == mask::TileClass::Full;
+      table.full.push_back(isFull ? 1 : 0);
+      if (isFull) {
+        table.bitOffsets.push_back(-1);
+        continue;
+      }
+      table.bitOffsets.push_back(static_cast<int64_t>(table.bits.size()));
+      size_t base = table.bits.size();
+      table.bits.resize(base + static_cast<size_t>(blockM * table.wordsPerRow), 0);
+      const int64_t row0 = r * blockM, col0 = tile.colTile * blockN;
+      const int64_t rows = std::min(blockM, extent.nq - row0);
+      const int64_t cols = std::min(blockN, extent.nk - col0);
+      for (int64_t i = 0; i < rows; ++i) {
+        uint64_t *rowBits = &table.bits[base + static_cast<size_t>(i * table.wordsPerRow)];
+        for (int64_t c = 0; c < cols; ++c)
+          if (predicate.allowed(row0 + i, col0 + c))
+            rowBits[c / 64] |= uint64_t{1} << (c % 64);
+      }
+    }
+    table.rowOffsets.push_back(static_cast<int64_t>(table.colTiles.size()));
+  }
+  return table;
+}
+
+} // namespace attnc::runtime

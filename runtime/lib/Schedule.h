@@ -1,0 +1,41 @@
+//===- Schedule.h - Launch-time block schedule tables -----------*- C++ -*-===//
+//
+// For masks without a closed form, the runtime builds kernel_abi.h's
+// attnc_schedule_table at launch from the spec's mask, the actual lengths and
+// the runtime token list: the CSR list of kv tiles per query tile from
+// mask::BlockSchedule, and a bitmask of BLOCK_M rows per PARTIAL tile.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_LIB_SCHEDULE_H
+#define ATTNC_RUNTIME_LIB_SCHEDULE_H
+
+#include "attnc/Mask/Mask.h"
+#include "attnc/runtime/kernel_abi.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace attnc::runtime {
+
+/// An attnc_schedule_table with the storage it points into.
+struct ScheduleTable {
+  std::vector<int64_t> rowOffsets; ///< [row tiles + 1]
+  std::vector<int64_t> colTiles;   ///< [entries]
+  std::vector<uint8_t> full;       ///< [entries]: 1 FULL, 0 PARTIAL
+  std::vector<int64_t> bitOffsets; ///< [entries]: word offset into bits, -1 for FULL
+  std::vector<uint64_t> bits;      ///< blockM x wordsPerRow words per PARTIAL tile
+  int64_t wordsPerRow = 0;         ///< ceil(blockN / 64)
+
+  /// The view a kernel reads (valid while this table lives).
+  attnc_schedule_table view() const;
+};
+
+/// The table of `mask` (canonical) at `extent` for tiles of blockM x blockN.
+/// Bits of rows past nq and keys past nk are zero.
+ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent,
+                                 int64_t blockM, int64_t blockN);
+
+} // namespace attnc::runtime
+
+#endif // ATTNC_RUNTIME_LIB_SCHEDULE_H

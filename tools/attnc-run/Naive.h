@@ -1,0 +1,61 @@
+//===- Naive.h - Materialized attention in the spec's dtype -----*- C++ -*-===//
+//
+// The baseline of attnc-run's --check and --bench, and of the error rule
+// (ARCHITECTURE.md, "Testing": attnc's relative L2 error <= 2x that of a
+// naive implementation in the same dtype on the same inputs). It computes
+// attention the way `softmax(q @ k.T * scale + mask) @ v` does in a
+// framework with bf16/fp16 tensors, materializing the scores:
+//
+//   S = Q K^T        float32 dot products, rounded to the dtype, stored
+//                    [B, Hq, Nq, Nk] (masked pairs hold -inf)
+//   P = softmax(S * scale) computed in float32 from the rounded scores,
+//                    rounded to the dtype, stored [B, Hq, Nq, Nk]
+//   O = P V          float32 accumulation, rounded to the dtype
+//   LSE = max + log(sum)  float32, from the same scaled rounded scores
+//
+// A fully masked row gives O = 0, LSE = -inf. Free of MLIR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_TOOLS_ATTNC_RUN_NAIVE_H
+#define ATTNC_TOOLS_ATTNC_RUN_NAIVE_H
+
+#include "NpyIO.h"
+
+#include "attnc/Mask/Mask.h"
+#include "attnc/Reference/Reference.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace attnc::naive {
+
+using npy::HalfType;
+using reference::Shape;
+
+struct Result {
+  std::vector<uint16_t> o; ///< [B, Nq, Hq, D], dtype bits
+  std::vector<float> lse;  ///< [B, Hq, Nq]
+  /// Bytes of the materialized buffers: S and P ([B, Hq, Nq, Nk] each, in
+  /// the dtype) and the [Nq, Nk] mask (one byte per pair).
+  int64_t materializedBytes = 0;
+  /// Pairs (query row, key) the mask allows, for one (batch, head).
+  int64_t allowedPairs = 0;
+};
+
+/// Runs the naive attention on contiguous [B, N, H, D] dtype tensors.
+/// `threads` >= 1 workers share the (batch, head) slices.
+Result forward(const mask::Mask &mask, const Shape &shape, HalfType type, float scale,
+               const uint16_t *q, const uint16_t *k, const uint16_t *v,
+               const std::vector<int64_t> *runtimeTokens, int threads);
+
+/// reference::forward, split over query heads on `threads` workers: the
+/// same computation row by row, so the result is bitwise identical.
+reference::Output parallelReference(const mask::Mask &mask, const Shape &shape, double scale,
+                                    const std::vector<double> &q, const std::vector<double> &k,
+                                    const std::vector<double> &v,
+                                    const std::vector<int64_t> *runtimeTokens, int threads);
+
+} // namespace attnc::naive
+
+#endif // ATTNC_TOOLS_ATTNC_RUN_NAIVE_H
