@@ -9,6 +9,9 @@
 #ifndef ATTNC_CPU_H
 #define ATTNC_CPU_H
 
+#include "kernel_abi.h"
+
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -116,6 +119,243 @@ template <typename Body> void parallelFor(int64_t items, int threads, const Body
   worker();
   for (std::thread &t : pool)
     t.join();
+}
+
+//===----------------------------------------------------------------------===//
+// Tiles of the flash loop: f32 values, row-major
+//===----------------------------------------------------------------------===//
+
+/// A (R, C) tile of f32 values.
+template <int64_t R, int64_t C> struct Tile {
+  float v[R][C];
+};
+
+/// A (R) vector of per-row values (m, l, LSE).
+template <int64_t R> struct Row {
+  float v[R];
+};
+
+/// Sets every element of a row vector.
+template <int64_t R> void fill(Row<R> &row, float value) { std::fill(row.v, row.v + R, value); }
+
+/// Sets every element of a tile.
+template <int64_t R, int64_t C> void fill(Tile<R, C> &tile, float value) {
+  std::fill(&tile.v[0][0], &tile.v[0][0] + R * C, value);
+}
+
+/// Loads rows [tile * R, tile * R + R) of a [B, N, H, D] tensor at (b, head)
+/// as f32 times `scale`; rows past N are zero.
+template <bool IsBf16, int64_t R, int64_t D>
+void loadTile(const attnc_tensor_view &t, int64_t b, int64_t tile, int64_t head, float scale,
+              Tile<R, D> &out) {
+  const uint16_t *data = static_cast<const uint16_t *>(t.data);
+  for (int64_t r = 0; r < R; ++r) {
+    int64_t n = tile * R + r;
+    if (n >= t.shape[1]) {
+      std::fill(out.v[r], out.v[r] + D, 0.0f);
+      continue;
+    }
+    const uint16_t *row = data + b * t.strides[0] + n * t.strides[1] + head * t.strides[2];
+    for (int64_t d = 0; d < D; ++d)
+      out.v[r][d] = load<IsBf16>(row, d) * scale;
+  }
+}
+
+/// S = Q K^T.
+template <int64_t M, int64_t N, int64_t D>
+void qk(const Tile<M, D> &q, const Tile<N, D> &k, Tile<M, N> &s) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float dot = 0.0f;
+      for (int64_t d = 0; d < D; ++d)
+        dot += q.v[i][d] * k.v[j][d];
+      s.v[i][j] = dot;
+    }
+}
+
+/// The closed form of a banded mask, bounds tightened to multiples of the
+/// period: allowed iff lo <= p - k <= hi and (p - k) % period == 0; lo > hi
+/// allows nothing. Unbounded sides are +-kUnbounded.
+struct Band {
+  int64_t lo, hi, period;
+};
+
+/// A window side without bound.
+constexpr int64_t kUnbounded = INT64_MAX;
+
+/// Floor division for any signs (b > 0).
+constexpr int64_t floorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+/// Ceiling division for any signs (b > 0).
+constexpr int64_t ceilDiv(int64_t a, int64_t b) { return a / b + (a % b > 0 ? 1 : 0); }
+
+/// The band of {lo, hi, period} with lo and hi moved inward to multiples of the period.
+constexpr Band tightenBand(int64_t lo, int64_t hi, int64_t period) {
+  int64_t l = lo == -kUnbounded ? -kUnbounded : ceilDiv(lo, period) * period;
+  int64_t h = hi == kUnbounded ? kUnbounded : floorDiv(hi, period) * period;
+  return l > h ? Band{kUnbounded, -kUnbounded, period} : Band{l, h, period};
+}
+
+/// Whether query position p may attend key k under the band.
+inline bool bandAllows(const Band &band, int64_t p, int64_t k) {
+  int64_t delta = p - k;
+  return delta >= band.lo && delta <= band.hi && delta % band.period == 0;
+}
+
+/// Classes of a tile (the values of mask::TileClass).
+enum class TileClass { Empty = 0, Partial = 1, Full = 2 };
+
+/// Multiples of d (> 0) in [a, b] (a <= b + 1).
+inline int64_t countMultiples(int64_t a, int64_t b, int64_t d) {
+  return d == 1 ? b - a + 1 : floorDiv(b, d) - ceilDiv(a, d) + 1;
+}
+
+/// Exact class of positions [p0, p1] x keys [k0, k1] under the band.
+inline TileClass bandTileClass(const Band &band, int64_t p0, int64_t p1, int64_t k0, int64_t k1) {
+  int64_t dmin = p0 - k1, dmax = p1 - k0;
+  int64_t a = std::max(band.lo, dmin), b = std::min(band.hi, dmax);
+  if (a > b || countMultiples(a, b, band.period) == 0)
+    return TileClass::Empty;
+  if (dmin >= band.lo && dmax <= band.hi && (band.period == 1 || dmin == dmax))
+    return TileClass::Full;
+  return TileClass::Partial;
+}
+
+/// The kv tiles [first, last] that query tile qt may touch under the band
+/// (first > last when none), with M x N tiles over nq x nk.
+inline void bandColumnTiles(const Band &band, int64_t qt, int64_t M, int64_t N, int64_t nq,
+                            int64_t nk, int64_t &first, int64_t &last) {
+  int64_t p0 = qt * M + nk - nq, p1 = std::min(nq, (qt + 1) * M) - 1 + nk - nq;
+  // Keys k with p - k in [lo, hi]: k in [p0 - hi, p1 - lo], clipped to [0, nk)
+  // (in 128 bits: the bounds may be near +-2^63).
+  __int128 lowKey = static_cast<__int128>(p0) - band.hi;
+  __int128 highKey = static_cast<__int128>(p1) - band.lo;
+  int64_t k0 = lowKey < 0 ? 0 : static_cast<int64_t>(std::min<__int128>(lowKey, nk));
+  int64_t k1 = highKey > nk - 1 ? nk - 1 : static_cast<int64_t>(std::max<__int128>(highKey, -1));
+  if (band.lo > band.hi || k0 > k1) {
+    first = 0;
+    last = -1;
+    return;
+  }
+  first = k0 / N;
+  last = k1 / N;
+}
+
+/// The class of kv tile kt for query tile qt under the band (clipped tiles).
+inline TileClass bandTile(const Band &band, int64_t qt, int64_t kt, int64_t M, int64_t N,
+                          int64_t nq, int64_t nk) {
+  int64_t p0 = qt * M + nk - nq, p1 = std::min(nq, (qt + 1) * M) - 1 + nk - nq;
+  return bandTileClass(band, p0, p1, kt * N, std::min(nk, (kt + 1) * N) - 1);
+}
+
+/// Masks a band tile: on PARTIAL tiles every forbidden pair becomes -inf; on
+/// every tile the keys past nk do.
+template <int64_t M, int64_t N>
+void maskBand(Tile<M, N> &s, const Band &band, int64_t qt, int64_t kt, bool partial, int64_t nq,
+              int64_t nk) {
+  const int64_t validKeys = std::min<int64_t>(N, nk - kt * N);
+  for (int64_t i = 0; i < M; ++i) {
+    int64_t p = qt * M + i + nk - nq;
+    for (int64_t j = 0; j < N; ++j)
+      if (j >= validKeys || (partial && !bandAllows(band, p, kt * N + j)))
+        s.v[i][j] = -INFINITY;
+  }
+}
+
+/// Masks a table tile: on PARTIAL tiles the bits of `entry` say which pairs
+/// are allowed (kernel_abi.h); on every tile the keys past nk become -inf.
+template <int64_t M, int64_t N>
+void maskBits(Tile<M, N> &s, const attnc_schedule_table &table, int64_t entry, int64_t kt,
+              bool partial, int64_t nk) {
+  const int64_t validKeys = std::min<int64_t>(N, nk - kt * N);
+  const uint64_t *bits = partial ? table.bits + table.bit_offsets[entry] : nullptr;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      bool allowed = j < validKeys &&
+                     (!partial || ((bits[i * table.words_per_row + j / 64] >> (j % 64)) & 1u));
+      if (!allowed)
+        s.v[i][j] = -INFINITY;
+    }
+}
+
+/// m_new = max(m, rowmax(S)).
+template <int64_t M, int64_t N>
+void rowMax(const Tile<M, N> &s, const Row<M> &m, Row<M> &out) {
+  for (int64_t i = 0; i < M; ++i)
+    out.v[i] = std::max(m.v[i], *std::max_element(s.v[i], s.v[i] + N));
+}
+
+/// P = exp2(S - m_new), 0 where S = -inf or the whole row is masked so far.
+template <int64_t M, int64_t N>
+void exp2Diff(const Tile<M, N> &s, const Row<M> &m, Tile<M, N> &p) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j)
+      p.v[i][j] = m.v[i] == -INFINITY ? 0.0f : std::exp2(s.v[i][j] - m.v[i]);
+}
+
+/// alpha = exp2(m_old - m_new), 0 where m_old = -inf (nothing to rescale).
+template <int64_t M> void rescale(const Row<M> &mOld, const Row<M> &mNew, Row<M> &alpha) {
+  for (int64_t i = 0; i < M; ++i)
+    alpha.v[i] = mOld.v[i] == -INFINITY ? 0.0f : std::exp2(mOld.v[i] - mNew.v[i]);
+}
+
+/// l_new = alpha * l + rowsum(P).
+template <int64_t M, int64_t N>
+void rowSumUpdate(const Row<M> &l, const Row<M> &alpha, const Tile<M, N> &p, Row<M> &out) {
+  for (int64_t i = 0; i < M; ++i) {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < N; ++j)
+      sum += p.v[i][j];
+    out.v[i] = alpha.v[i] * l.v[i] + sum;
+  }
+}
+
+/// O_new = alpha * O + P V.
+template <int64_t M, int64_t N, int64_t D>
+void pvUpdate(const Tile<M, D> &acc, const Row<M> &alpha, const Tile<M, N> &p, const Tile<N, D> &v,
+              Tile<M, D> &out) {
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t d = 0; d < D; ++d)
+      out.v[i][d] = alpha.v[i] * acc.v[i][d];
+    for (int64_t j = 0; j < N; ++j) {
+      float pij = p.v[i][j];
+      if (pij == 0.0f)
+        continue;
+      for (int64_t d = 0; d < D; ++d)
+        out.v[i][d] += pij * v.v[j][d];
+    }
+  }
+}
+
+/// O = acc / l and LSE = (m + log2 l) * ln 2; O = 0 and LSE = -inf where l = 0.
+template <int64_t M, int64_t D>
+void finalize(const Row<M> &m, const Row<M> &l, const Tile<M, D> &acc, Tile<M, D> &o, Row<M> &lse) {
+  for (int64_t i = 0; i < M; ++i) {
+    bool empty = l.v[i] == 0.0f;
+    float inv = empty ? 0.0f : 1.0f / l.v[i];
+    for (int64_t d = 0; d < D; ++d)
+      o.v[i][d] = acc.v[i][d] * inv;
+    lse.v[i] = empty ? -INFINITY : (m.v[i] + std::log2(l.v[i])) * kLn2;
+  }
+}
+
+/// Stores the rows of an O tile that lie inside the [B, Nq, Hq, D] output.
+template <bool IsBf16, int64_t M, int64_t D>
+void storeTile(const attnc_tensor_view &t, int64_t b, int64_t tile, int64_t head,
+               const Tile<M, D> &o) {
+  uint16_t *data = static_cast<uint16_t *>(t.data);
+  for (int64_t r = 0; r < M && tile * M + r < t.shape[1]; ++r) {
+    uint16_t *row = data + b * t.strides[0] + (tile * M + r) * t.strides[1] + head * t.strides[2];
+    for (int64_t d = 0; d < D; ++d)
+      store<IsBf16>(row, d, o.v[r][d]);
+  }
+}
+
+/// Stores the rows of an LSE tile that lie inside the [B, Hq, Nq] float32 output.
+template <int64_t M>
+void storeLse(const attnc_tensor_view &t, int64_t b, int64_t head, int64_t tile, const Row<M> &lse) {
+  float *data = static_cast<float *>(t.data);
+  for (int64_t r = 0; r < M && tile * M + r < t.shape[2]; ++r)
+    data[b * t.strides[0] + head * t.strides[1] + (tile * M + r) * t.strides[2]] = lse.v[r];
 }
 
 } // namespace attnc_cpu

@@ -50,7 +50,7 @@ std::string lengthText(const std::optional<int64_t> &length) {
 }
 
 /// `s` as a JSON string literal, for messages.
-std::string quoted(const std::string &s) { return Json(s).dump(); }
+std::string jsonString(const std::string &s) { return Json(s).dump(); }
 
 /// The capacity of the launch-time global token list a mask reads: the
 /// largest `max` of its GlobalRuntime nodes (they share one list), else 0.
@@ -164,11 +164,11 @@ void checkArguments(const ManifestReader &reader, const Json &arguments, const s
     const Expected &want = expected[i];
     std::string name = reader.string(argument, path, "name");
     if (name != want.name)
-      reader.error(path + ".name: expected " + quoted(want.name) + ", got " + quoted(name));
+      reader.error(path + ".name: expected " + jsonString(want.name) + ", got " + jsonString(name));
     std::string argumentDtype = reader.string(argument, path, "dtype");
     if (argumentDtype != want.dtype)
-      reader.error(path + ".dtype: expected " + quoted(want.dtype) + " for " + name + ", got " +
-                   quoted(argumentDtype));
+      reader.error(path + ".dtype: expected " + jsonString(want.dtype) + " for " + name + ", got " +
+                   jsonString(argumentDtype));
     const Json &shape = reader.member(argument, path, "shape");
     if (shape != want.shape)
       reader.error(path + ".shape: expected " + want.shape.dump() + " for " + name + ", got " +
@@ -197,7 +197,7 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   // What the file is.
   std::string format = reader.string(root, "", "format");
   if (format != kFormat)
-    reader.error("format: expected " + quoted(kFormat) + ", got " + quoted(format) +
+    reader.error("format: expected " + jsonString(kFormat) + ", got " + jsonString(format) +
                  ": not an attnc kernel package");
   int64_t formatVersion = reader.integer(root, "", "format_version");
   if (formatVersion != kFormatVersion)
@@ -206,8 +206,8 @@ parseManifest(const std::string &manifestPath, const std::string &text,
                  std::to_string(kFormatVersion) + "; recompile the package");
   std::string attncVersion = reader.string(root, "", "attnc_version");
   if (attncVersion != ATTNC_VERSION)
-    reader.error("attnc_version " + quoted(attncVersion) + " differs from this runtime's " +
-                 quoted(ATTNC_VERSION) + ": recompile the package");
+    reader.error("attnc_version " + jsonString(attncVersion) + " differs from this runtime's " +
+                 jsonString(ATTNC_VERSION) + ": recompile the package");
   int64_t abiVersion = reader.integer(root, "", "abi_version");
   if (abiVersion != ATTNC_KERNEL_ABI_VERSION)
     reader.error("abi_version " + std::to_string(abiVersion) +
@@ -219,7 +219,7 @@ parseManifest(const std::string &manifestPath, const std::string &text,
          manifestPath + ": target \"cuda\": this runtime runs CPU kernel packages only for now; "
                         "compile the spec for the cpu target");
   if (target != "cpu")
-    reader.error("target " + quoted(target) + ": expected \"cpu\" or \"cuda\"");
+    reader.error("target " + jsonString(target) + ": expected \"cpu\" or \"cuda\"");
 
   auto package = std::make_shared<PackageData>();
   package->manifestPath = manifestPath;
@@ -241,7 +241,7 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   const std::string &file = package->sourceFile;
   if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos)
     reader.error("source.file: expected a file name inside the package directory, got " +
-                 quoted(file));
+                 jsonString(file));
   std::string sourceHash = reader.string(source, "source", "hash");
   package->source = readSource(file);
   if (hashString(package->source) != sourceHash)
@@ -250,8 +250,8 @@ parseManifest(const std::string &manifestPath, const std::string &text,
 
   package->entry = reader.string(root, "", "entry");
   if (package->entry != ATTNC_FORWARD_SYMBOL)
-    reader.error("entry: expected " + quoted(ATTNC_FORWARD_SYMBOL) +
-                 " (the CPU kernel ABI's entry point), got " + quoted(package->entry));
+    reader.error("entry: expected " + jsonString(ATTNC_FORWARD_SYMBOL) +
+                 " (the CPU kernel ABI's entry point), got " + jsonString(package->entry));
 
   // The spec itself, through the spec loader.
   spec::LoadResult loaded = spec::loadSpecFromString(package->specJson, manifestPath + "#spec");
@@ -269,7 +269,7 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   std::string dtype = reader.string(root, "", "dtype");
   std::string specDtype = spec::dtypeName(spec.dtype);
   if (dtype != specDtype)
-    reader.error("dtype " + quoted(dtype) + " differs from the spec's " + quoted(specDtype));
+    reader.error("dtype " + jsonString(dtype) + " differs from the spec's " + jsonString(specDtype));
   package->dtype = spec.dtype == spec::DType::BF16 ? ATTNC_DTYPE_BF16 : ATTNC_DTYPE_FP16;
   auto expectSpecValue = [&](const std::string &path, int64_t value, int64_t specValue) {
     if (value != specValue)
@@ -310,7 +310,7 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   } else if (kind == "table") {
     package->schedule = ScheduleKind::Table;
   } else {
-    reader.error("schedule.kind: expected \"band\" or \"table\", got " + quoted(kind));
+    reader.error("schedule.kind: expected \"band\" or \"table\", got " + jsonString(kind));
   }
 
   package->runtimeGlobalTokens = reader.integerAtLeast(root, "", "runtime_global_tokens", 0);

@@ -137,7 +137,8 @@ TEST(Npy, Format2) {
   Array a;
   std::string error;
   ASSERT_TRUE(npy::parse(
-      npyBytes("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }", "\x00\x3c", 2),
+      npyBytes("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }",
+               std::string("\x00\x3c", 2), 2),
       "x.npy", a, error))
       << error;
   EXPECT_EQ(a.type, ElementType::Float16);

@@ -247,8 +247,12 @@ bool parse(const std::string &bytes, const std::string &name, Array &out, std::s
   // The dict literal.
   HeaderParser p(header);
   auto malformed = [&](const std::string &what) { return fail("malformed header: " + what); };
-  if (!p.consume('{'))
-    return malformed("expected a dict, got '" + header.substr(0, 40) + "'");
+  if (!p.consume('{')) {
+    std::string start = header.substr(0, 40);
+    while (!start.empty() && std::isspace(static_cast<unsigned char>(start.back())))
+      start.pop_back();
+    return malformed("expected a dict, got '" + start + "'");
+  }
   bool haveDescr = false, haveOrder = false, haveShape = false;
   std::string descrText;
   bool fortran = false;

@@ -8,7 +8,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attnc/Compiler/Compiler.h"
 #include "attnc/Compiler/Output.h"
+#include "attnc/Version.h"
 #include "attnc/Compiler/Pipeline.h"
 #include "attnc/Compiler/SpecToIR.h"
 #include "attnc/Dialect/Attn/AttnOps.h"
@@ -41,6 +43,9 @@ struct EmitKind {
 constexpr EmitKind kEmitKinds[] = {
     {"mlir", "the attn dialect as imported from the spec, verified"},
     {"tiled", "after attn-canonicalize-mask, attn-tile and attn-classify-blocks"},
+    {"loops", "the flash loop, after attn-lower-to-loops and attn-prepare-for-emission"},
+    {"cpp", "the CPU kernel's C++ source"},
+    {"package", "a kernel package: -o DIR gets manifest.json and the source"},
     {"report", "what the mask costs: pairs, tiles, FLOPs, memory, time (--json for JSON)"},
     {"svg", "a picture of the mask and its tiles (SVG)"},
     {"png", "the same picture as PNG (rendered with librsvg)"},
@@ -177,7 +182,8 @@ int main(int argc, char **argv) {
       "attnc: compiles an attention spec (JSON) into IR and kernels\n\n"
       "  attnc SPEC [-o PATH] --emit=KIND [--tile=MxN] [--seq-len=NQ[,NKV]]\n"
       "  attnc SPEC --emit=report [--json] [--batch=B] [--heads=H]\n"
-      "  attnc SPEC --emit=svg -o mask.svg\n\n"
+      "  attnc SPEC --emit=svg -o mask.svg\n"
+      "  attnc SPEC --emit=package -o DIR\n\n"
       "The spec language is described in specs/README.md.\n");
 
   std::string kind = emit;
@@ -186,8 +192,9 @@ int main(int argc, char **argv) {
     known |= kind == k.name;
   if (!known)
     return fail("--emit=" + kind + ": unknown output kind; valid kinds: " + emitKindList());
-  if (kind == "png" && outputPath == "-")
-    return fail("--emit=png: needs an output file (-o PATH)");
+  if ((kind == "png" || kind == "package") && outputPath == "-")
+    return fail("--emit=" + kind + ": needs an output " +
+                (kind == "png" ? std::string("file") : std::string("directory")) + " (-o PATH)");
   PipelineOptions pipeline;
   if (std::string error = parseTile(pipeline); !error.empty())
     return fail(error);
@@ -210,6 +217,19 @@ int main(int argc, char **argv) {
   if (std::string error = applySeqLen(s); !error.empty())
     return fail(error);
 
+  if (kind == "cpp" || kind == "package") {
+    CompileResult compiled = compileSpec(s, CompileOptions{pipeline.blockM, pipeline.blockN});
+    llvm::errs() << compiled.diagnostics;
+    if (!compiled.ok())
+      return 1;
+    std::string error;
+    bool written = kind == "cpp" ? writeFileAtomically(outputPath, compiled.package->source, error)
+                                 : writePackage(*compiled.package, outputPath, error);
+    if (!written)
+      return fail(error);
+    return 0;
+  }
+
   mlir::DialectRegistry registry;
   registerAttncDialects(registry);
   mlir::MLIRContext context(registry);
@@ -228,9 +248,10 @@ int main(int argc, char **argv) {
     module->print(os);
     os << "\n";
   } else {
-    if (failed(runTilingPipeline(*module, pipeline)))
+    if (failed(kind == "loops" ? lowerToEmittableLoops(*module, pipeline)
+                               : runTilingPipeline(*module, pipeline)))
       return 1;
-    if (kind == "tiled") {
+    if (kind == "tiled" || kind == "loops") {
       llvm::raw_string_ostream os(out);
       module->print(os);
       os << "\n";

@@ -19,6 +19,10 @@ struct PipelineOptions {
 /// stage `--emit=tiled` prints). Diagnostics go through the context.
 mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptions &options);
 
+/// runTilingPipeline, then attn-lower-to-loops and attn-prepare-for-emission
+/// (the stage `--emit=loops` prints and the target printers read).
+mlir::LogicalResult lowerToEmittableLoops(mlir::ModuleOp module, const PipelineOptions &options);
+
 } // namespace attnc
 
 #endif // ATTNC_COMPILER_PIPELINE_H

@@ -1,0 +1,290 @@
+//===- EmitCpp.cpp - emit-cpp: the flash loop as portable C++ -------------===//
+//
+// A plain printer: attn-prepare-for-emission has decided everything (mask
+// forms, legal ops); each op prints as one statement calling a helper of
+// runtime/cpu/attnc_cpu.h, with the IR's value names as variable names.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Target/Cpp.h"
+#include "attnc/Dialect/Attn/AttnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/AsmState.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringExtras.h"
+
+#include <cmath>
+#include <cstdio>
+
+using namespace mlir;
+using namespace attnc::attn;
+
+namespace attnc {
+
+namespace {
+
+/// A float literal that reads back exactly (or -INFINITY / INFINITY).
+std::string floatLiteral(double v) {
+  if (std::isinf(v))
+    return v < 0 ? "-INFINITY" : "INFINITY";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9gf", v);
+  std::string s = buf;
+  if (s.find_first_of(".en") == std::string::npos)
+    s.insert(s.size() - 1, ".0");
+  return s;
+}
+
+/// An int64 literal; the band's unbounded sides print as kUnbounded.
+std::string boundLiteral(int64_t v) {
+  if (v == INT64_MAX)
+    return "kUnbounded";
+  if (v == -INT64_MAX)
+    return "-kUnbounded";
+  return std::to_string(v);
+}
+
+class CppPrinter {
+public:
+  CppPrinter(FlashLoopOp loop, llvm::raw_ostream &os)
+      : loop(loop), os(os), asmState(loop->getParentOfType<ModuleOp>()) {}
+
+  LogicalResult print(const std::string &banner);
+
+private:
+  /// The C++ name of an SSA value: its IR name with the '%' dropped.
+  std::string name(Value v) {
+    auto it = aliases.find(v);
+    if (it != aliases.end())
+      return it->second;
+    std::string text;
+    llvm::raw_string_ostream ss(text);
+    v.printAsOperand(ss, asmState);
+    std::string out;
+    for (char c : text.substr(1))
+      out += llvm::isAlnum(c) || c == '_' ? c : '_';
+    if (out.empty() || llvm::isDigit(out[0]))
+      out = "v" + out;
+    return out;
+  }
+
+  /// `Tile<R, C>`, `Row<R>`, `int64_t` or `bool` for a value's type.
+  static std::string cppType(Type t) {
+    if (auto tensor = dyn_cast<RankedTensorType>(t)) {
+      if (tensor.getRank() == 2)
+        return "Tile<" + std::to_string(tensor.getDimSize(0)) + ", " +
+               std::to_string(tensor.getDimSize(1)) + ">";
+      return "Row<" + std::to_string(tensor.getDimSize(0)) + ">";
+    }
+    return t.isInteger(1) ? "bool" : "int64_t";
+  }
+
+  /// `args.q`, `args.k` or `args.v` for the operand of a load.
+  std::string tensorArg(Value v) {
+    if (v == loop.getQuery())
+      return "args.q";
+    if (v == loop.getKey())
+      return "args.k";
+    return "args.v";
+  }
+
+  std::string indent() const { return std::string(depth * 2, ' '); }
+  LogicalResult printBlock(Block &block);
+  LogicalResult printOp(Operation *op);
+  LogicalResult printKvLoop(KvLoopOp op);
+
+  FlashLoopOp loop;
+  llvm::raw_ostream &os;
+  AsmState asmState;
+  llvm::DenseMap<Value, std::string> aliases;
+  int depth = 1;
+};
+
+LogicalResult CppPrinter::printBlock(Block &block) {
+  for (Operation &op : block)
+    if (failed(printOp(&op)))
+      return failure();
+  return success();
+}
+
+LogicalResult CppPrinter::printKvLoop(KvLoopOp op) {
+  Block &body = op.getBody().front();
+  // The loop-carried state lives in the block arguments' variables; the
+  // loop's results are those same variables after the loop.
+  for (auto [arg, init] : llvm::zip(body.getArguments().drop_front(2), op.getInitArgs()))
+    os << indent() << cppType(arg.getType()) << " " << name(arg) << " = " << name(init)
+       << ";\n";
+  for (auto [result, arg] : llvm::zip(op.getResults(), body.getArguments().drop_front(2)))
+    aliases[result] = name(arg);
+  std::string kt = name(body.getArgument(0)), partial = name(body.getArgument(1));
+
+  if (auto band = dyn_cast<BandScheduleAttr>(op.getSchedule())) {
+    os << indent() << "// Closed-form schedule: the band's kv tiles, classified from indices.\n";
+    os << indent() << "int64_t firstKt = 0, lastKt = -1;\n";
+    os << indent() << "bandColumnTiles(kBand, " << name(op.getQtile())
+       << ", BLOCK_M, BLOCK_N, args.nq, args.nk, firstKt, lastKt);\n";
+    os << indent() << "for (int64_t " << kt << " = firstKt; " << kt << " <= lastKt; ++" << kt
+       << ") {\n";
+    ++depth;
+    os << indent() << "const TileClass cls = bandTile(kBand, " << name(op.getQtile()) << ", " << kt
+       << ", BLOCK_M, BLOCK_N, args.nq, args.nk);\n";
+    os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
+    os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
+  } else {
+    os << indent() << "// Table schedule, built by the runtime at launch.\n";
+    os << indent() << "for (int64_t entry = args.schedule.row_offsets[" << name(op.getQtile())
+       << "]; entry < args.schedule.row_offsets[" << name(op.getQtile()) << " + 1]; ++entry) {\n";
+    ++depth;
+    os << indent() << "const int64_t " << kt << " = args.schedule.col_tiles[entry];\n";
+    os << indent() << "const bool " << partial << " = !args.schedule.full[entry];\n";
+  }
+  if (failed(printBlock(body)))
+    return failure();
+  --depth;
+  os << indent() << "}\n";
+  return success();
+}
+
+LogicalResult CppPrinter::printOp(Operation *op) {
+  std::string in = indent();
+  if (auto c = dyn_cast<arith::ConstantOp>(op)) {
+    aliases[c] = "kv_group";
+    os << in << "const int64_t " << name(c) << " = " << cast<IntegerAttr>(c.getValue()).getInt()
+       << ";\n";
+  } else if (auto div = dyn_cast<arith::DivUIOp>(op)) {
+    aliases[div] = "kv_head";
+    os << in << "const int64_t " << name(div) << " = " << name(div.getLhs()) << " / "
+       << name(div.getRhs()) << "; // GQA: the kv head of query head " << name(div.getLhs())
+       << "\n";
+  } else if (auto load = dyn_cast<LoadTileOp>(op)) {
+    os << in << cppType(load.getType()) << " " << name(load) << "; // ("
+       << (load.getSource() == loop.getQuery() ? "BLOCK_M" : "BLOCK_N") << ", HEAD_DIM)\n";
+    os << in << "loadTile<IS_BF16>(" << tensorArg(load.getSource()) << ", " << name(load.getBatch())
+       << ", " << name(load.getTile()) << ", " << name(load.getHead()) << ", "
+       << floatLiteral(load.getScale().convertToDouble()) << ", " << name(load) << ");\n";
+  } else if (auto fill = dyn_cast<FillOp>(op)) {
+    os << in << cppType(fill.getType()) << " " << name(fill) << ";\n";
+    os << in << "fill(" << name(fill) << ", " << floatLiteral(fill.getValue().convertToDouble())
+       << ");\n";
+  } else if (auto kvLoop = dyn_cast<KvLoopOp>(op)) {
+    return printKvLoop(kvLoop);
+  } else if (auto qkOp = dyn_cast<QKOp>(op)) {
+    os << in << cppType(qkOp.getType()) << " " << name(qkOp) << "; // S = Q K^T\n";
+    os << in << "qk(" << name(qkOp.getQ()) << ", " << name(qkOp.getK()) << ", " << name(qkOp)
+       << ");\n";
+  } else if (auto mask = dyn_cast<MaskTileOp>(op)) {
+    os << in << cppType(mask.getType()) << " " << name(mask) << " = " << name(mask.getS())
+       << "; // -inf where the mask forbids\n";
+    if (mask.getForm() == "band")
+      os << in << "maskBand(" << name(mask) << ", kBand, " << name(mask.getQtile()) << ", "
+         << name(mask.getKtile()) << ", " << name(mask.getPartial()) << ", args.nq, args.nk);\n";
+    else if (mask.getForm() == "bitmask")
+      os << in << "maskBits(" << name(mask) << ", args.schedule, entry, " << name(mask.getKtile())
+         << ", " << name(mask.getPartial()) << ", args.nk);\n";
+    else
+      return mask.emitOpError("has no form: run attn-prepare-for-emission first");
+  } else if (auto rm = dyn_cast<RowMaxOp>(op)) {
+    os << in << cppType(rm.getType()) << " " << name(rm) << "; // m_new = max(m, rowmax S)\n";
+    os << in << "rowMax(" << name(rm.getS()) << ", " << name(rm.getM()) << ", " << name(rm)
+       << ");\n";
+  } else if (auto e = dyn_cast<Exp2DiffOp>(op)) {
+    os << in << cppType(e.getType()) << " " << name(e) << "; // P = exp2(S - m_new)\n";
+    os << in << "exp2Diff(" << name(e.getS()) << ", " << name(e.getM()) << ", " << name(e)
+       << ");\n";
+  } else if (auto r = dyn_cast<RescaleOp>(op)) {
+    os << in << cppType(r.getType()) << " " << name(r) << "; // alpha = exp2(m - m_new)\n";
+    os << in << "rescale(" << name(r.getMOld()) << ", " << name(r.getMNew()) << ", " << name(r)
+       << ");\n";
+  } else if (auto rs = dyn_cast<RowSumUpdateOp>(op)) {
+    os << in << cppType(rs.getType()) << " " << name(rs) << "; // l = alpha * l + rowsum P\n";
+    os << in << "rowSumUpdate(" << name(rs.getL()) << ", " << name(rs.getAlpha()) << ", "
+       << name(rs.getP()) << ", " << name(rs) << ");\n";
+  } else if (auto pv = dyn_cast<PVUpdateOp>(op)) {
+    os << in << cppType(pv.getType()) << " " << name(pv) << "; // O = alpha * O + P V\n";
+    os << in << "pvUpdate(" << name(pv.getAcc()) << ", " << name(pv.getAlpha()) << ", "
+       << name(pv.getP()) << ", " << name(pv.getV()) << ", " << name(pv) << ");\n";
+  } else if (auto y = dyn_cast<YieldOp>(op)) {
+    auto kvLoop = cast<KvLoopOp>(y->getParentOp());
+    for (auto [arg, value] :
+         llvm::zip(kvLoop.getBody().front().getArguments().drop_front(2), y.getValues()))
+      os << in << name(arg) << " = " << name(value) << ";\n";
+  } else if (auto fin = dyn_cast<FinalizeOp>(op)) {
+    os << in << cppType(fin.getOutput().getType()) << " " << name(fin.getOutput()) << ";\n";
+    os << in << cppType(fin.getLse().getType()) << " " << name(fin.getLse())
+       << "; // O = acc / l, LSE = (m + log2 l) ln 2; O = 0, LSE = -inf if l = 0\n";
+    os << in << "finalize(" << name(fin.getM()) << ", " << name(fin.getL()) << ", "
+       << name(fin.getAcc()) << ", " << name(fin.getOutput()) << ", " << name(fin.getLse())
+       << ");\n";
+  } else if (auto ty = dyn_cast<TileYieldOp>(op)) {
+    Block &body = loop.getBody().front();
+    std::string b = name(body.getArgument(0)), h = name(body.getArgument(1)),
+                qt = name(body.getArgument(2));
+    os << in << "storeTile<IS_BF16>(args.o, " << b << ", " << qt << ", " << h << ", "
+       << name(ty.getOutput()) << ");\n";
+    os << in << "storeLse(args.lse, " << b << ", " << h << ", " << qt << ", " << name(ty.getLse())
+       << ");\n";
+  } else {
+    return op->emitOpError("is not printable as C++");
+  }
+  return success();
+}
+
+LogicalResult CppPrinter::print(const std::string &banner) {
+  auto qType = loop.getQuery().getType(), kType = loop.getKey().getType();
+  TileAttr tile = loop.getTile();
+  auto dim = [](int64_t d) { return ShapedType::isDynamic(d) ? std::string("-1") : std::to_string(d); };
+  os << banner;
+  os << "#include \"attnc_cpu.h\"\n#include \"kernel_abi.h\"\n\n";
+  os << "namespace {\n\nusing namespace attnc_cpu;\n\n";
+  os << "constexpr int64_t BLOCK_M = " << tile.getBlockM() << "; // query rows per tile\n";
+  os << "constexpr int64_t BLOCK_N = " << tile.getBlockN() << "; // keys per tile\n";
+  os << "constexpr int64_t HEAD_DIM = " << qType.getDimSize(3) << ";\n";
+  os << "constexpr int64_t QUERY_HEADS = " << loop.getQueryHeads() << ";\n";
+  os << "constexpr int64_t KV_HEADS = " << loop.getKvHeads() << ";\n";
+  os << "constexpr int64_t SEQ_LEN_Q = " << dim(qType.getDimSize(1))
+     << "; // -1: given at launch\n";
+  os << "constexpr int64_t SEQ_LEN_KV = " << dim(kType.getDimSize(1)) << ";\n";
+  os << "constexpr bool IS_BF16 = " << (qType.getElementType().isBF16() ? "true" : "false")
+     << "; // element type of Q, K, V and O (else fp16)\n";
+  if (auto band = dyn_cast<BandScheduleAttr>(loop.getSchedule()))
+    os << "// The mask's closed form: lo <= p - k <= hi and (p - k) % period == 0.\n"
+       << "constexpr Band kBand = tightenBand(" << boundLiteral(band.getLo()) << ", "
+       << boundLiteral(band.getHi()) << ", " << band.getPeriod() << ");\n";
+  os << "\n";
+
+  Block &body = loop.getBody().front();
+  os << "/// One grid point of the flash loop: query tile " << name(body.getArgument(2))
+     << " of query head " << name(body.getArgument(1)) << " in batch "
+     << name(body.getArgument(0)) << ".\n";
+  os << "void flashTile(const attnc_forward_args &args, int64_t " << name(body.getArgument(0))
+     << ", int64_t " << name(body.getArgument(1)) << ", int64_t " << name(body.getArgument(2))
+     << ") {\n";
+  if (failed(printBlock(body)))
+    return failure();
+  os << "}\n\n} // namespace\n\n";
+
+  os << "extern \"C\" int attnc_forward(const attnc_forward_args *args) {\n";
+  os << "  const int64_t queryTiles = (args->nq + BLOCK_M - 1) / BLOCK_M;\n";
+  os << "  parallelFor(args->batch * QUERY_HEADS * queryTiles, args->num_threads, [&](int64_t "
+        "item) {\n";
+  os << "    const int64_t qt = item % queryTiles;\n";
+  os << "    const int64_t h = (item / queryTiles) % QUERY_HEADS;\n";
+  os << "    const int64_t b = item / (queryTiles * QUERY_HEADS);\n";
+  os << "    flashTile(*args, b, h, qt);\n";
+  os << "  });\n  return 0;\n}\n";
+  return success();
+}
+
+} // namespace
+
+LogicalResult emitCpp(ModuleOp module, const std::string &banner, llvm::raw_ostream &os) {
+  SmallVector<FlashLoopOp> loops;
+  module.walk([&](FlashLoopOp op) { loops.push_back(op); });
+  if (loops.size() != 1)
+    return module.emitError("emit-cpp needs exactly one attn.flash_loop, found ")
+           << loops.size();
+  return CppPrinter(loops.front(), os).print(banner);
+}
+
+} // namespace attnc

@@ -1,0 +1,37 @@
+//===- Manifest.h - Kernel package manifests --------------------*- C++ -*-===//
+//
+// Writes manifest.json of a kernel package (format in runtime/README.md).
+// Free of MLIR; the runtime reads what this writes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_PACKAGE_MANIFEST_H
+#define ATTNC_PACKAGE_MANIFEST_H
+
+#include "attnc/Mask/Tiles.h"
+#include "attnc/Spec/Spec.h"
+
+#include <optional>
+#include <string>
+
+namespace attnc::package {
+
+/// The package format version this attnc writes.
+inline constexpr int kFormatVersion = 1;
+
+struct ManifestInfo {
+  std::string attncVersion;
+  std::string target;         ///< "cpu" (or "cuda")
+  std::string sourceFileName; ///< e.g. "kernel.cpp"
+  std::string source;         ///< hashed into source.hash
+  int64_t blockM = 0, blockN = 0;
+  std::optional<mask::Band> band; ///< the closed form, else the schedule is a launch-time table
+  int abiVersion = 0;
+};
+
+/// The manifest of `spec` compiled as `info` describes, as JSON text.
+std::string writeManifest(const spec::Spec &spec, const ManifestInfo &info);
+
+} // namespace attnc::package
+
+#endif // ATTNC_PACKAGE_MANIFEST_H

@@ -1,0 +1,23 @@
+//===- Cpp.h - emit-cpp: the flash loop as portable C++ ---------*- C++ -*-===//
+
+#ifndef ATTNC_TARGET_CPP_H
+#define ATTNC_TARGET_CPP_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+
+namespace attnc {
+
+/// Prints a module prepared by attn-prepare-for-emission (one function
+/// holding one attn.flash_loop) as a C++17 source exporting attnc_forward
+/// (runtime/include/attnc/runtime/kernel_abi.h): threads over batch x query
+/// head x query tile, float32 accumulation. `banner` is the comment block
+/// opening the file. Fails, with a diagnostic, on anything it cannot print.
+mlir::LogicalResult emitCpp(mlir::ModuleOp module, const std::string &banner,
+                            llvm::raw_ostream &os);
+
+} // namespace attnc
+
+#endif // ATTNC_TARGET_CPP_H

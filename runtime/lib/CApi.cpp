@@ -1,0 +1,115 @@
+//===- CApi.cpp - The C API boundary of libattnrt -------------------------===//
+//
+// Every entry point runs its body inside guard(), which catches every
+// exception: an Error gives its status and message, anything else (out of
+// memory, a bug) gives ATTNRT_ERROR_IO with what is known. The message is the
+// thread's last error; successful calls leave it alone.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/runtime/attnrt.h"
+
+#include "Error.h"
+#include "Kernel.h"
+#include "Package.h"
+
+#include <new>
+
+using namespace attnc::runtime;
+
+struct attnrt_package {
+  std::shared_ptr<const PackageData> data;
+};
+
+struct attnrt_kernel : Kernel {
+  using Kernel::Kernel;
+};
+
+namespace {
+
+thread_local std::string lastError;
+
+/// Runs `body`, turning any exception into a status and the last error.
+template <typename Body> attnrt_status guard(Body &&body) noexcept {
+  try {
+    body();
+    return ATTNRT_OK;
+  } catch (const Error &e) {
+    lastError = e.what();
+    return e.status();
+  } catch (const std::bad_alloc &) {
+    lastError = "out of memory";
+  } catch (const std::exception &e) {
+    lastError = std::string("internal error: ") + e.what();
+  } catch (...) {
+    lastError = "internal error: unknown exception";
+  }
+  return ATTNRT_ERROR_IO;
+}
+
+/// Fails unless the named pointer argument is set.
+void require(const void *pointer, const char *name) {
+  if (!pointer)
+    fail(ATTNRT_ERROR_INVALID_ARGUMENT, std::string(name) + ": is null");
+}
+
+} // namespace
+
+extern "C" {
+
+const char *attnrt_last_error(void) { return lastError.c_str(); }
+
+attnrt_status attnrt_package_load(const char *dir, attnrt_package **out) {
+  return guard([&] {
+    require(out, "out");
+    *out = nullptr;
+    require(dir, "dir");
+    *out = new attnrt_package{loadPackage(dir)};
+  });
+}
+
+attnrt_status attnrt_package_from_memory(const char *manifest_json, const char *source,
+                                         attnrt_package **out) {
+  return guard([&] {
+    require(out, "out");
+    *out = nullptr;
+    require(manifest_json, "manifest_json");
+    require(source, "source");
+    *out = new attnrt_package{loadPackageFromMemory(manifest_json, source)};
+  });
+}
+
+void attnrt_package_free(attnrt_package *package) { delete package; }
+
+const char *attnrt_package_spec_json(const attnrt_package *package) {
+  return package ? package->data->specJson.c_str() : "";
+}
+
+attnrt_status attnrt_kernel_create(const attnrt_package *package,
+                                   const attnrt_compile_options *options, attnrt_kernel **out) {
+  return guard([&] {
+    require(out, "out");
+    *out = nullptr;
+    require(package, "package");
+    *out = new attnrt_kernel(package->data, options);
+  });
+}
+
+void attnrt_kernel_free(attnrt_kernel *kernel) { delete kernel; }
+
+int32_t attnrt_kernel_from_cache(const attnrt_kernel *kernel) {
+  return kernel && kernel->fromCache() ? 1 : 0;
+}
+
+attnrt_status attnrt_forward(attnrt_kernel *kernel, const attnc_tensor_view *q,
+                             const attnc_tensor_view *k, const attnc_tensor_view *v,
+                             attnc_tensor_view *o, attnc_tensor_view *lse,
+                             const int64_t *global_tokens, int64_t num_global_tokens,
+                             int32_t num_threads) {
+  return guard([&] {
+    require(kernel, "kernel");
+    kernel->forward(q, k, v, o, lse, global_tokens, num_global_tokens, num_threads);
+  });
+}
+
+} // extern "C"
