@@ -807,6 +807,17 @@ int64_t Geometry::countRow(int64_t i, int64_t col0, int64_t col1) const {
   return countAllowed(Rect{i, i + 1, col0, col1});
 }
 
+void Geometry::rowBits(int64_t i, int64_t col0, int64_t col1, uint64_t *bits) const {
+  std::fill(bits, bits + (col1 - col0 + 63) / 64, 0);
+  if (col0 >= col1)
+    return;
+  std::vector<Span> spans;
+  spansNode(impl_->root, queryPosition(i, impl_->extent), col0, col1, spans);
+  for (const Span &span : spans)
+    for (int64_t k = span.begin; k < span.end; ++k)
+      bits[(k - col0) / 64] |= uint64_t{1} << ((k - col0) % 64);
+}
+
 void Geometry::candidateColumnTiles(int64_t row0, int64_t row1, int64_t blockN,
                                     std::vector<int64_t> &out) const {
   out.clear();

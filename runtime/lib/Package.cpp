@@ -52,13 +52,10 @@ std::string lengthText(const std::optional<int64_t> &length) {
 /// `s` as a JSON string literal, for messages.
 std::string jsonString(const std::string &s) { return Json(s).dump(); }
 
-/// The capacity of the launch-time global token list a mask reads: the
-/// largest `max` of its GlobalRuntime nodes (they share one list), else 0.
-int64_t runtimeTokenCapacity(const mask::Mask &m) {
-  int64_t capacity = m.kind == mask::Kind::GlobalRuntime ? m.runtimeMax : 0;
-  for (const mask::Mask &child : m.children)
-    capacity = std::max(capacity, runtimeTokenCapacity(child));
-  return capacity;
+/// Whether a mask reads the launch-time global token list.
+bool readsRuntimeTokens(const mask::Mask &m) {
+  return m.kind == mask::Kind::GlobalRuntime ||
+         std::any_of(m.children.begin(), m.children.end(), readsRuntimeTokens);
 }
 
 /// Typed access to the manifest's fields; every failure names the file and
@@ -136,43 +133,47 @@ private:
   std::string file_;
 };
 
-/// Checks the argument ABI: q, k, v, o, lse with their dtypes and symbolic shapes.
+/// Checks the argument ABI: q, k, v, o, lse with their dtypes and shapes.
+/// Lengths are symbols ("seq_len.q"); a length the spec fixes may also be
+/// written as its value.
 void checkArguments(const ManifestReader &reader, const Json &arguments, const std::string &dtype,
-                    int64_t queryHeads, int64_t kvHeads, int64_t headDim) {
+                    const PackageData &p) {
   if (!arguments.is_array())
     reader.error("arguments: expected an array, got " + describe(arguments));
-  struct Expected {
-    const char *name;
-    std::string dtype;
-    Json shape;
-  };
-  const Expected expected[kArgumentCount] = {
-      {"q", dtype, Json::array({"batch", "seq_len.q", queryHeads, headDim})},
-      {"k", dtype, Json::array({"batch", "seq_len.kv", kvHeads, headDim})},
-      {"v", dtype, Json::array({"batch", "seq_len.kv", kvHeads, headDim})},
-      {"o", dtype, Json::array({"batch", "seq_len.q", queryHeads, headDim})},
-      {"lse", "fp32", Json::array({"batch", queryHeads, "seq_len.q"})},
-  };
   if (arguments.size() != kArgumentCount)
     reader.error("arguments: expected " + std::to_string(kArgumentCount) +
                  " entries (q, k, v, o, lse), got " + std::to_string(arguments.size()));
+  // The shapes with symbolic lengths, and with the fixed ones as values.
+  auto shapes = [&](const Json &q, const Json &kv) {
+    return std::vector<Json>{Json::array({"batch", q, p.queryHeads, p.headDim}),
+                             Json::array({"batch", kv, p.kvHeads, p.headDim}),
+                             Json::array({"batch", kv, p.kvHeads, p.headDim}),
+                             Json::array({"batch", q, p.queryHeads, p.headDim}),
+                             Json::array({"batch", p.queryHeads, q})};
+  };
+  const std::vector<Json> symbolic = shapes("seq_len.q", "seq_len.kv");
+  const std::vector<Json> fixed =
+      shapes(p.seqLenQ ? Json(*p.seqLenQ) : Json("seq_len.q"),
+             p.seqLenKV ? Json(*p.seqLenKV) : Json("seq_len.kv"));
+  const char *names[kArgumentCount] = {"q", "k", "v", "o", "lse"};
   for (size_t i = 0; i < kArgumentCount; ++i) {
     const std::string path = "arguments[" + std::to_string(i) + "]";
     const Json &argument = arguments[i];
     if (!argument.is_object())
       reader.error(path + ": expected an object, got " + describe(argument));
-    const Expected &want = expected[i];
     std::string name = reader.string(argument, path, "name");
-    if (name != want.name)
-      reader.error(path + ".name: expected " + jsonString(want.name) + ", got " + jsonString(name));
+    if (name != names[i])
+      reader.error(path + ".name: expected " + jsonString(names[i]) + ", got " + jsonString(name));
+    const std::string wantDtype = name == "lse" ? "fp32" : dtype;
     std::string argumentDtype = reader.string(argument, path, "dtype");
-    if (argumentDtype != want.dtype)
-      reader.error(path + ".dtype: expected " + jsonString(want.dtype) + " for " + name + ", got " +
-                   jsonString(argumentDtype));
+    if (argumentDtype != wantDtype)
+      reader.error(path + ".dtype: expected " + jsonString(wantDtype) + " for " + name +
+                   ", got " + jsonString(argumentDtype));
     const Json &shape = reader.member(argument, path, "shape");
-    if (shape != want.shape)
-      reader.error(path + ".shape: expected " + want.shape.dump() + " for " + name + ", got " +
-                   describe(shape));
+    if (shape != symbolic[i] && shape != fixed[i])
+      reader.error(path + ".shape: expected " + symbolic[i].dump() +
+                   (fixed[i] != symbolic[i] ? " or " + fixed[i].dump() : "") + " for " + name +
+                   ", got " + describe(shape));
   }
 }
 
@@ -314,15 +315,15 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   }
 
   package->runtimeGlobalTokens = reader.integerAtLeast(root, "", "runtime_global_tokens", 0);
-  int64_t capacity = runtimeTokenCapacity(package->mask);
-  if (package->runtimeGlobalTokens != capacity)
+  if ((package->runtimeGlobalTokens > 0) != readsRuntimeTokens(spec.mask))
     reader.error("runtime_global_tokens: " + std::to_string(package->runtimeGlobalTokens) +
-                 " differs from the spec's runtime global list capacity " +
-                 std::to_string(capacity) + " (global.runtime.max; 0 without one)");
+                 (package->runtimeGlobalTokens > 0
+                      ? ", but the spec's mask has no runtime global list: expected 0"
+                      : ", but the spec's mask has a runtime global list (global.runtime): "
+                        "expected its capacity"));
 
   reader.object(root, "", "launch");
-  checkArguments(reader, reader.member(root, "", "arguments"), dtype, package->queryHeads,
-                 package->kvHeads, package->headDim);
+  checkArguments(reader, reader.member(root, "", "arguments"), dtype, *package);
   return package;
 }
 

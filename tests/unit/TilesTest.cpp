@@ -505,6 +505,29 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 /// 256 + 255 + ... + 1 missing at each end.
 constexpr int64_t kWindowAllowed = 513 * kMillion - 256 * 257;
 
+TEST(TilesProperties, RowBitsMatchBruteForce) {
+  // The bits the runtime hands kernels for PARTIAL tiles, against the predicate.
+  SpecGen gen(0xb175);
+  std::vector<int64_t> runtimeTokens = {0, 3, 40};
+  for (int spec = 0; spec < 300; ++spec) {
+    Extent e{gen.logUniform(1, 200), gen.logUniform(1, 200), &runtimeTokens};
+    Mask mask = gen.tree(2, std::max(e.nq, e.nk));
+    Geometry g(mask, e);
+    Predicate pred(mask, e);
+    for (int64_t i = 0; i < e.nq; ++i) {
+      int64_t c0 = gen.uniform(0, e.nk - 1), c1 = gen.uniform(c0, e.nk);
+      std::vector<uint64_t> bits(static_cast<size_t>((c1 - c0 + 63) / 64 + 1), ~uint64_t{0});
+      g.rowBits(i, c0, c1, bits.data());
+      for (int64_t k = c0; k < c1; ++k)
+        ASSERT_EQ(((bits[(k - c0) / 64] >> ((k - c0) % 64)) & 1) != 0, pred.allowed(i, k))
+            << "spec " << spec << " row " << i << " key " << k << ": " << toString(mask);
+      // Bits past col1 in the last word are clear.
+      if ((c1 - c0) % 64)
+        ASSERT_EQ(bits[(c1 - c0) / 64] >> ((c1 - c0) % 64), 0u);
+    }
+  }
+}
+
 TEST(TilesSpeed, Window256AtAMillionTokens) {
   auto start = std::chrono::steady_clock::now();
   BlockSchedule s(Mask::window(256, 256), Extent{kMillion, kMillion, nullptr}, 128, 64);

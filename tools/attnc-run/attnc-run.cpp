@@ -70,7 +70,7 @@ cl::opt<uint64_t> seedFlag("seed", cl::desc("Seed of the random inputs (default 
                            cl::value_desc("S"), cl::init(0), cl::cat(runCategory));
 cl::opt<std::string> inputsFlag(
     "inputs",
-    cl::desc("Read Q, K, V from DIR/q.npy, k.npy, v.npy instead of random values (see below)"),
+    cl::desc("Read Q, K, V from DIR/q.npy, k.npy, v.npy instead of random values (formats above)"),
     cl::value_desc("DIR"), cl::cat(runCategory));
 cl::opt<std::string> saveFlag(
     "save",
@@ -125,7 +125,9 @@ constexpr const char *kOverview =
     "  uint16  ('<u2')  bfloat16 bits (NumPy has no bfloat16: save\n"
     "                   x.view(np.uint16)); taken as is for bf16 specs; for fp16\n"
     "                   specs converted exactly to float and rounded to float16\n"
-    "Values must be finite in the spec's dtype.\n\n"
+    "Values must be finite in the spec's dtype. --write-inputs DIR (hidden) writes\n"
+    "the inputs of a run as float32 q.npy, k.npy, v.npy, which --inputs DIR reads\n"
+    "back exactly.\n\n"
     "--save writes float32 arrays even when the check fails (the exit status\n"
     "says so). Exit status: 0 success, 1 error (nothing written), 2 check failed.\n";
 

@@ -73,6 +73,11 @@ public:
   /// Exact number of allowed keys in [col0, col1) for query row i.
   int64_t countRow(int64_t i, int64_t col0, int64_t col1) const;
 
+  /// The allowed keys of query row i in [col0, col1) as bits: bit c of
+  /// bits[c / 64] is set iff key col0 + c is allowed. Writes
+  /// ceil((col1 - col0) / 64) words.
+  void rowBits(int64_t i, int64_t col0, int64_t col1, uint64_t *bits) const;
+
   /// The column tiles (of width blockN) that may hold an allowed pair for
   /// query rows [row0, row1): a sorted superset of the non-empty ones, small
   /// (never every column unless a row sees every column).
