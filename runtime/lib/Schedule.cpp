@@ -1,9 +1,8 @@
 //===- Schedule.cpp - Launch-time block schedule tables -------------------===//
 //
 // The tile list comes from mask::BlockSchedule (exact classes, no empty
-// tile). The bits of a PARTIAL tile are evaluated pair by pair with
-// mask::Predicate: PARTIAL tiles are the mask's edges, a small part of the
-// visited tiles.
+// tile); the bits of a PARTIAL tile row by row from its Geometry (rowBits),
+// which walks spans of allowed keys rather than testing every pair.
 //
 //===----------------------------------------------------------------------===//
 
@@ -31,7 +30,7 @@ ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &ext
   // BlockSchedule::row() answers closed forms too, so "table" kernels of
   // banded masks get a table as well.
   mask::BlockSchedule schedule(mask, extent, blockM, blockN);
-  mask::Predicate predicate(mask, extent);
+  const mask::Geometry &geometry = schedule.geometry();
   ScheduleTable table;
   table.wordsPerRow = (blockN + 63) / 64;
   const int64_t rowTiles = schedule.rowTiles();
@@ -53,13 +52,10 @@ ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &ext
       table.bits.resize(base + static_cast<size_t>(blockM * table.wordsPerRow), 0);
       const int64_t row0 = r * blockM, col0 = tile.colTile * blockN;
       const int64_t rows = std::min(blockM, extent.nq - row0);
-      const int64_t cols = std::min(blockN, extent.nk - col0);
-      for (int64_t i = 0; i < rows; ++i) {
-        uint64_t *rowBits = &table.bits[base + static_cast<size_t>(i * table.wordsPerRow)];
-        for (int64_t c = 0; c < cols; ++c)
-          if (predicate.allowed(row0 + i, col0 + c))
-            rowBits[c / 64] |= uint64_t{1} << (c % 64);
-      }
+      const int64_t col1 = std::min(col0 + blockN, extent.nk);
+      for (int64_t i = 0; i < rows; ++i)
+        geometry.rowBits(row0 + i, col0, col1,
+                         &table.bits[base + static_cast<size_t>(i * table.wordsPerRow)]);
     }
     table.rowOffsets.push_back(static_cast<int64_t>(table.colTiles.size()));
   }

@@ -19,5 +19,5 @@ config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "I
 
 llvm_config.with_system_environment(["HOME", "TMPDIR"])
 llvm_config.use_default_substitutions()
-llvm_config.add_tool_substitutions(["attnc", "attnc-opt"], [config.attnc_tools_dir])
+llvm_config.add_tool_substitutions(["attnc", "attnc-opt", "attnc-run"], [config.attnc_tools_dir])
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

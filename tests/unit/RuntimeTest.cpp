@@ -14,6 +14,7 @@
 #include "Schedule.h"
 
 #include "attnc/Mask/Tiles.h"
+#include "attnc/Package/Manifest.h"
 #include "attnc/Spec/Spec.h"
 #include "attnc/runtime/attnrt.h"
 #include "attnc/runtime/attnrt.hpp"
@@ -25,6 +26,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -214,7 +216,7 @@ Json makeManifest(const std::string &specText, const std::string &source, int64_
     m["schedule"] = {{"kind", "band"}, {"lo", band->lo}, {"hi", band->hi}, {"period", band->period}};
   else
     m["schedule"] = {{"kind", "table"}};
-  m["runtime_global_tokens"] = runtimeCapacity(canonical);
+  m["runtime_global_tokens"] = runtimeCapacity(s.mask);
   m["launch"] = {{"grid", {"batch", "heads.query", "query_tiles"}},
                  {"query_tiles", "ceil(seq_len.q / tile.block_m)"}};
   m["arguments"] = Json::array(
@@ -321,10 +323,10 @@ size_t countOf(const std::string &text, const std::string &what) {
   return n;
 }
 
-/// Compile options for a cache directory.
-attnrt_compile_options cacheOptions(const std::string &dir, const char *cxx = nullptr) {
+/// Compile options for a cache directory (`dir` must outlive them).
+attnrt_compile_options cacheOptions(const char *dir, const char *cxx = nullptr) {
   attnrt_compile_options options{};
-  options.cache_dir = dir.c_str();
+  options.cache_dir = dir;
   options.cxx = cxx;
   return options;
 }
@@ -437,6 +439,7 @@ protected:
   }
 
   Scratch scratch;
+  const std::string cache = scratch / "cache"; ///< the cache directory of most tests
   attnrt_package *package = nullptr;
 };
 
@@ -496,6 +499,28 @@ TEST(RuntimePackage, LoadsFromDirectoryAndMemory) {
       << attnrt_last_error();
   EXPECT_EQ(std::string(attnrt_package_spec_json(fromMemory)), manifest["spec"].dump());
   attnrt_package_free(fromMemory);
+}
+
+TEST(RuntimePackage, AcceptsManifestsWrittenByAttnc) {
+  // attnc's own manifest writer: lengths given at launch with a table
+  // schedule, and fixed lengths (written as values) with a band.
+  for (const char *specText : {kRuntimeGlobalSpec, kFixedCausalSpec}) {
+    spec::LoadResult loaded = spec::loadSpecFromString(specText, "test-spec.json");
+    ASSERT_TRUE(loaded.ok());
+    package::ManifestInfo info;
+    info.attncVersion = ATTNC_VERSION;
+    info.target = "cpu";
+    info.sourceFileName = "kernel.cpp";
+    info.source = markerSource();
+    info.blockM = info.blockN = 16;
+    info.band = mask::bandOf(mask::canonicalize(loaded.spec->mask));
+    info.abiVersion = ATTNC_KERNEL_ABI_VERSION;
+    std::string manifest = package::writeManifest(*loaded.spec, info);
+    attnrt_package *p = nullptr;
+    EXPECT_EQ(attnrt_package_from_memory(manifest.c_str(), info.source.c_str(), &p), ATTNRT_OK)
+        << attnrt_last_error();
+    attnrt_package_free(p);
+  }
 }
 
 TEST(RuntimePackage, MissingManifest) {
@@ -628,7 +653,7 @@ TEST(RuntimePackage, SummaryDisagreesWithSpec) {
   m = makeManifest(kRuntimeGlobalSpec, markerSource());
   m["runtime_global_tokens"] = 0;
   EXPECT_HAS(manifestError(m, markerSource()),
-             "runtime_global_tokens: 0 differs from the spec's runtime global list capacity 3");
+             "runtime_global_tokens: 0, but the spec's mask has a runtime global list");
   m = makeManifest(kRuntimeGlobalSpec, markerSource());
   m["schedule"] = {{"kind", "band"}, {"lo", 0}, {"hi", 1}, {"period", 1}};
   EXPECT_HAS(manifestError(m, markerSource()), "schedule.kind: \"band\" needs a banded mask");
@@ -673,9 +698,9 @@ TEST(RuntimePackage, NullArguments) {
 //===----------------------------------------------------------------------===//
 
 TEST_F(RuntimeCache, MissThenHit) {
-  attnrt_compile_options options = cacheOptions(scratch / "cache");
+  attnrt_compile_options options = cacheOptions(cache.c_str());
   EXPECT_EQ(createAndRun(options), 0);
-  std::string entry = onlyEntry(scratch / "cache");
+  std::string entry = onlyEntry(cache);
   EXPECT_TRUE(std::regex_match(fs::path(entry).filename().string(),
                                std::regex("marker-cpu-[0-9a-f]{16}\\.so")))
       << entry;
@@ -683,7 +708,7 @@ TEST_F(RuntimeCache, MissThenHit) {
   EXPECT_EQ(bytes.substr(0, 4), "\x7f" "ELF");
   EXPECT_EQ(bytes.substr(bytes.size() - 8), "ATTNCSUM");
   EXPECT_EQ(createAndRun(options), 1);
-  EXPECT_EQ(filesIn(scratch / "cache").size(), 1u);
+  EXPECT_EQ(filesIn(cache).size(), 1u);
 }
 
 TEST_F(RuntimeCache, EnvironmentNamesTheDirectory) {
@@ -695,9 +720,9 @@ TEST_F(RuntimeCache, EnvironmentNamesTheDirectory) {
 }
 
 TEST_F(RuntimeCache, TruncatedEntryIsRebuiltWithOneWarning) {
-  attnrt_compile_options options = cacheOptions(scratch / "cache");
+  attnrt_compile_options options = cacheOptions(cache.c_str());
   EXPECT_EQ(createAndRun(options), 0);
-  std::string entry = onlyEntry(scratch / "cache");
+  std::string entry = onlyEntry(cache);
   fs::resize_file(entry, fs::file_size(entry) / 2);
 
   testing::internal::CaptureStderr();
@@ -719,9 +744,9 @@ TEST_F(RuntimeCache, TruncatedEntryIsRebuiltWithOneWarning) {
 }
 
 TEST_F(RuntimeCache, FlippedBitIsRebuiltWithOneWarning) {
-  attnrt_compile_options options = cacheOptions(scratch / "cache");
+  attnrt_compile_options options = cacheOptions(cache.c_str());
   EXPECT_EQ(createAndRun(options), 0);
-  std::string entry = onlyEntry(scratch / "cache");
+  std::string entry = onlyEntry(cache);
   std::string bytes = readText(entry);
   bytes[bytes.size() / 2] ^= 0x10;
   writeText(entry, bytes);
@@ -735,12 +760,11 @@ TEST_F(RuntimeCache, FlippedBitIsRebuiltWithOneWarning) {
 }
 
 TEST_F(RuntimeCache, ReadOnlyDirectoryStillRuns) {
-  std::string cache = scratch / "read-only-cache";
   fs::create_directories(cache);
   ASSERT_EQ(::chmod(cache.c_str(), 0555), 0);
   if (::geteuid() != 0) {
     testing::internal::CaptureStderr();
-    EXPECT_EQ(createAndRun(cacheOptions(cache)), 0);
+    EXPECT_EQ(createAndRun(cacheOptions(cache.c_str())), 0);
     std::string warnings = testing::internal::GetCapturedStderr();
     EXPECT_HAS(warnings, "attnrt: warning: cache directory \"" + cache + "\" is not usable");
     EXPECT_TRUE(filesIn(cache).empty());
@@ -770,11 +794,11 @@ TEST_F(RuntimeCache, ReadOnlyDirectoryStillRuns) {
 
 TEST_F(RuntimeCache, UncreatableDirectoryStillRuns) {
   writeText(scratch / "a-file", "");
-  std::string cache = scratch / "a-file/cache";
+  const std::string uncreatable = scratch / "a-file/cache";
   testing::internal::CaptureStderr();
-  EXPECT_EQ(createAndRun(cacheOptions(cache)), 0);
+  EXPECT_EQ(createAndRun(cacheOptions(uncreatable.c_str())), 0);
   std::string warnings = testing::internal::GetCapturedStderr();
-  EXPECT_HAS(warnings, "cache directory \"" + cache +
+  EXPECT_HAS(warnings, "cache directory \"" + uncreatable +
                            "\" is not usable (cannot create it: Not a directory); compiling into "
                            "a private temporary directory");
 }
@@ -784,7 +808,7 @@ TEST_F(RuntimeCache, TwoProcessesRaceOnOneKey) {
   // and publish the same key at the same time.
   writeText(scratch / "slow-cxx.sh", "sleep 0.5\nexec c++ \"$@\"\n");
   std::string cxx = "/bin/sh " + (scratch / "slow-cxx.sh");
-  std::string cache = scratch / "cache", go = scratch / "go";
+  const std::string go = scratch / "go";
   std::vector<std::string> argv = {ATTNRT_TEST_HELPER, scratch / "pkg", cache, cxx, go};
   std::string outs[2], errs[2];
   int statuses[2];
@@ -803,24 +827,24 @@ TEST_F(RuntimeCache, TwoProcessesRaceOnOneKey) {
   // One valid entry and no temporary file left behind.
   onlyEntry(cache);
   testing::internal::CaptureStderr();
-  EXPECT_EQ(createAndRun(cacheOptions(cache, cxx.c_str())), 1);
+  EXPECT_EQ(createAndRun(cacheOptions(cache.c_str(), cxx.c_str())), 1);
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
 }
 
 TEST_F(RuntimeCache, MissingCompiler) {
-  attnrt_compile_options options = cacheOptions(scratch / "cache", "/nonexistent/c++");
+  attnrt_compile_options options = cacheOptions(cache.c_str(), "/nonexistent/c++");
   attnrt_kernel *kernel = nullptr;
   EXPECT_EQ(attnrt_kernel_create(package, &options, &kernel), ATTNRT_ERROR_COMPILE);
   EXPECT_EQ(kernel, nullptr);
   EXPECT_HAS(attnrt_last_error(),
              "the C++ compiler \"/nonexistent/c++\" (from attnrt_compile_options.cxx) could not "
              "be started: No such file or directory");
-  EXPECT_TRUE(filesIn(scratch / "cache").empty());
+  EXPECT_TRUE(filesIn(cache).empty());
 }
 
 TEST_F(RuntimeCache, CompilerFromEnvironment) {
   ::setenv("CXX", "/nonexistent/env-c++", 1);
-  attnrt_compile_options options = cacheOptions(scratch / "cache");
+  attnrt_compile_options options = cacheOptions(cache.c_str());
   attnrt_kernel *kernel = nullptr;
   EXPECT_EQ(attnrt_kernel_create(package, &options, &kernel), ATTNRT_ERROR_COMPILE);
   ::unsetenv("CXX");
@@ -831,7 +855,7 @@ TEST_F(RuntimeCache, FailingCompilerGivesItsLogAndCachesNothing) {
   const std::string broken = "extern \"C\" int attnc_forward(const void *) { return 0 }\n";
   writePackage(scratch / "broken", makeManifest(kRuntimeGlobalSpec, broken), broken);
   attnrt_package *brokenPackage = loadOk(scratch / "broken");
-  attnrt_compile_options options = cacheOptions(scratch / "cache");
+  attnrt_compile_options options = cacheOptions(cache.c_str());
   attnrt_kernel *kernel = nullptr;
   EXPECT_EQ(attnrt_kernel_create(brokenPackage, &options, &kernel), ATTNRT_ERROR_COMPILE);
   std::string message = attnrt_last_error();
@@ -840,7 +864,7 @@ TEST_F(RuntimeCache, FailingCompilerGivesItsLogAndCachesNothing) {
   EXPECT_HAS(message, "kernel.cpp:1:"); // the compiler's own diagnostic
   EXPECT_HAS(message, "error");
   EXPECT_HAS(message, "set ATTNC_DUMP_SOURCE=1");
-  EXPECT_TRUE(filesIn(scratch / "cache").empty());
+  EXPECT_TRUE(filesIn(cache).empty());
 
   ::setenv("ATTNC_DUMP_SOURCE", "1", 1);
   testing::internal::CaptureStderr();
@@ -850,7 +874,7 @@ TEST_F(RuntimeCache, FailingCompilerGivesItsLogAndCachesNothing) {
   EXPECT_HAS(attnrt_last_error(), "the source with line numbers is on stderr");
   EXPECT_HAS(dumped, "attnrt: kernel.cpp of kernel \"marker\", with line numbers:\n"
                      "    1  extern \"C\" int attnc_forward");
-  EXPECT_TRUE(filesIn(scratch / "cache").empty());
+  EXPECT_TRUE(filesIn(cache).empty());
   attnrt_package_free(brokenPackage);
 }
 
