@@ -163,3 +163,16 @@ void FillOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
   auto type = cast<RankedTensorType>(getResult().getType());
   setName(getResult(), type.getRank() == 2 ? "acc0" : getValue().convertToFloat() < 0 ? "m0" : "l0");
 }
+void FlashLoopOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
+  setName(getOutput(), "output");
+  setName(getLse(), "lse");
+}
+void KvLoopOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
+  const char *state[] = {"m_final", "l_final", "acc_final"};
+  for (unsigned i = 0; i < getNumResults() && i < 3; ++i)
+    setName(getResult(i), state[i]);
+}
+void FinalizeOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
+  setName(getOutput(), "o_tile");
+  setName(getLse(), "lse_tile");
+}

@@ -85,13 +85,12 @@ std::string compilerVersion(const Compiler &compiler) {
   argv.push_back("--version");
   ProcessResult result = runProcess(argv, "");
   if (result.spawnError)
-    fail(ATTNRT_ERROR_COMPILE, describe(compiler) + " could not be started: " +
-                                   errorText(result.spawnError) +
+    fail(ATTNRT_ERROR_COMPILE, describe(compiler) +
+                                   " could not be started: " + errorText(result.spawnError) +
                                    " (set attnrt_compile_options.cxx or $CXX to a C++17 compiler)");
   if (!result.succeeded())
-    fail(ATTNRT_ERROR_COMPILE, describe(compiler) + " failed on --version (" +
-                                   result.statusText() + "):\n$ " + commandLine(argv) + "\n" +
-                                   result.output);
+    fail(ATTNRT_ERROR_COMPILE, describe(compiler) + " failed on --version (" + result.statusText() +
+                                   "):\n$ " + commandLine(argv) + "\n" + result.output);
   std::string version = result.output.substr(0, result.output.find('\n'));
   std::lock_guard<std::mutex> lock(mutex);
   versions.emplace(compiler.command, version);
@@ -165,8 +164,8 @@ std::string compileKernel(const PackageData &package, const Compiler &compiler,
     note("compiling in " + build.path() + ": " + commandLine(argv));
   ProcessResult result = runProcess(argv, build.path());
   if (result.spawnError)
-    fail(ATTNRT_ERROR_COMPILE, describe(compiler) + " could not be started: " +
-                                   errorText(result.spawnError));
+    fail(ATTNRT_ERROR_COMPILE,
+         describe(compiler) + " could not be started: " + errorText(result.spawnError));
   if (!result.succeeded()) {
     std::string log = result.output;
     if (log.size() > kMaxLogBytes)
@@ -181,8 +180,8 @@ std::string compileKernel(const PackageData &package, const Compiler &compiler,
   }
   std::string object;
   if (int err = readFile(build.file(output), object))
-    fail(ATTNRT_ERROR_IO, build.file(output) + ": cannot read the compiled kernel: " +
-                              errorText(err));
+    fail(ATTNRT_ERROR_IO,
+         build.file(output) + ": cannot read the compiled kernel: " + errorText(err));
   return object;
 }
 
@@ -213,8 +212,8 @@ LoadedKernel loadCpuKernel(const PackageData &package, const attnrt_compile_opti
   for (const std::string &flag : kCpuFlags)
     flags += flag + " ";
   const std::string version = compilerVersion(compiler);
-  const uint64_t key = cacheKey({package.source, flags, "cpu", version, ATTNC_VERSION,
-                                 kKernelAbiHeaderText, kCpuHeaderText});
+  const uint64_t key = cacheKey(
+      {package.source, flags, "cpu", version, ATTNC_VERSION, kKernelAbiHeaderText, kCpuHeaderText});
   const std::string fileName = entryFileName(package.name, "cpu", key);
 
   LoadedKernel kernel;
@@ -270,8 +269,8 @@ LoadedKernel loadCpuKernel(const PackageData &package, const attnrt_compile_opti
   }
   std::string refused = openKernel(build.file(fileName), package, kernel);
   if (!refused.empty())
-    fail(ATTNRT_ERROR_COMPILE, package.sourceFile + ": the compiled kernel cannot be loaded: " +
-                                   refused);
+    fail(ATTNRT_ERROR_COMPILE,
+         package.sourceFile + ": the compiled kernel cannot be loaded: " + refused);
   return kernel;
 }
 

@@ -50,8 +50,7 @@ std::shared_ptr<const ScheduleTable> Kernel::table(int64_t nq, int64_t nk,
 void Kernel::forward(const attnc_tensor_view *q, const attnc_tensor_view *k,
                      const attnc_tensor_view *v, attnc_tensor_view *o, attnc_tensor_view *lse,
                      const int64_t *globalTokens, int64_t numGlobalTokens, int32_t numThreads) {
-  LaunchShape shape =
-      validateForward(*package_, q, k, v, o, lse, globalTokens, numGlobalTokens);
+  LaunchShape shape = validateForward(*package_, q, k, v, o, lse, globalTokens, numGlobalTokens);
   attnc_forward_args args{};
   args.q = *q;
   args.k = *k;
@@ -61,8 +60,9 @@ void Kernel::forward(const attnc_tensor_view *q, const attnc_tensor_view *k,
   args.batch = shape.batch;
   args.nq = shape.nq;
   args.nk = shape.nk;
-  args.num_threads =
-      numThreads > 0 ? numThreads : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  args.num_threads = numThreads > 0
+                         ? numThreads
+                         : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   std::shared_ptr<const ScheduleTable> schedule;
   if (package_->schedule == ScheduleKind::Table) {
     schedule = table(shape.nq, shape.nk,

@@ -32,9 +32,9 @@ public:
   bool fromCache() const { return loaded_.fromCache; }
 
   /// Validates the arguments and runs the kernel (attnrt_forward). Throws Error.
-  void forward(const attnc_tensor_view *q, const attnc_tensor_view *k,
-               const attnc_tensor_view *v, attnc_tensor_view *o, attnc_tensor_view *lse,
-               const int64_t *globalTokens, int64_t numGlobalTokens, int32_t numThreads);
+  void forward(const attnc_tensor_view *q, const attnc_tensor_view *k, const attnc_tensor_view *v,
+               attnc_tensor_view *o, attnc_tensor_view *lse, const int64_t *globalTokens,
+               int64_t numGlobalTokens, int32_t numThreads);
 
 private:
   /// One cached table: the lengths and the sorted, unique token list it was built for.

@@ -93,8 +93,7 @@ public:
     return value.get<std::string>();
   }
 
-  int64_t integer(const Json &parent, const std::string &parentPath,
-                  const std::string &key) const {
+  int64_t integer(const Json &parent, const std::string &parentPath, const std::string &key) const {
     return asInteger(member(parent, parentPath, key), join(parentPath, key));
   }
 
@@ -108,8 +107,8 @@ public:
   }
 
   /// An integer field that must be at least `min`.
-  int64_t integerAtLeast(const Json &parent, const std::string &parentPath,
-                         const std::string &key, int64_t min) const {
+  int64_t integerAtLeast(const Json &parent, const std::string &parentPath, const std::string &key,
+                         int64_t min) const {
     int64_t value = integer(parent, parentPath, key);
     if (value < min)
       error(join(parentPath, key) + ": must be >= " + std::to_string(min) + ", got " +
@@ -152,9 +151,8 @@ void checkArguments(const ManifestReader &reader, const Json &arguments, const s
                              Json::array({"batch", p.queryHeads, q})};
   };
   const std::vector<Json> symbolic = shapes("seq_len.q", "seq_len.kv");
-  const std::vector<Json> fixed =
-      shapes(p.seqLenQ ? Json(*p.seqLenQ) : Json("seq_len.q"),
-             p.seqLenKV ? Json(*p.seqLenKV) : Json("seq_len.kv"));
+  const std::vector<Json> fixed = shapes(p.seqLenQ ? Json(*p.seqLenQ) : Json("seq_len.q"),
+                                         p.seqLenKV ? Json(*p.seqLenKV) : Json("seq_len.kv"));
   const char *names[kArgumentCount] = {"q", "k", "v", "o", "lse"};
   for (size_t i = 0; i < kArgumentCount; ++i) {
     const std::string path = "arguments[" + std::to_string(i) + "]";
@@ -167,8 +165,8 @@ void checkArguments(const ManifestReader &reader, const Json &arguments, const s
     const std::string wantDtype = name == "lse" ? "fp32" : dtype;
     std::string argumentDtype = reader.string(argument, path, "dtype");
     if (argumentDtype != wantDtype)
-      reader.error(path + ".dtype: expected " + jsonString(wantDtype) + " for " + name +
-                   ", got " + jsonString(argumentDtype));
+      reader.error(path + ".dtype: expected " + jsonString(wantDtype) + " for " + name + ", got " +
+                   jsonString(argumentDtype));
     const Json &shape = reader.member(argument, path, "shape");
     if (shape != symbolic[i] && shape != fixed[i])
       reader.error(path + ".shape: expected " + symbolic[i].dump() +
@@ -246,8 +244,9 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   std::string sourceHash = reader.string(source, "source", "hash");
   package->source = readSource(file);
   if (hashString(package->source) != sourceHash)
-    reader.error("source hash mismatch: " + file + " was modified after attnc wrote it (it hashes to " +
-                 hashString(package->source) + ", source.hash says " + sourceHash + ")");
+    reader.error("source hash mismatch: " + file +
+                 " was modified after attnc wrote it (it hashes to " + hashString(package->source) +
+                 ", source.hash says " + sourceHash + ")");
 
   package->entry = reader.string(root, "", "entry");
   if (package->entry != ATTNC_FORWARD_SYMBOL)
@@ -270,7 +269,8 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   std::string dtype = reader.string(root, "", "dtype");
   std::string specDtype = spec::dtypeName(spec.dtype);
   if (dtype != specDtype)
-    reader.error("dtype " + jsonString(dtype) + " differs from the spec's " + jsonString(specDtype));
+    reader.error("dtype " + jsonString(dtype) + " differs from the spec's " +
+                 jsonString(specDtype));
   package->dtype = spec.dtype == spec::DType::BF16 ? ATTNC_DTYPE_BF16 : ATTNC_DTYPE_FP16;
   auto expectSpecValue = [&](const std::string &path, int64_t value, int64_t specValue) {
     if (value != specValue)
@@ -278,11 +278,13 @@ parseManifest(const std::string &manifestPath, const std::string &text,
                    std::to_string(specValue));
     return value;
   };
-  package->headDim = expectSpecValue("head_dim", reader.integer(root, "", "head_dim"), spec.headDim);
+  package->headDim =
+      expectSpecValue("head_dim", reader.integer(root, "", "head_dim"), spec.headDim);
   const Json &heads = reader.object(root, "", "heads");
   package->queryHeads =
       expectSpecValue("heads.query", reader.integer(heads, "heads", "query"), spec.queryHeads);
-  package->kvHeads = expectSpecValue("heads.kv", reader.integer(heads, "heads", "kv"), spec.kvHeads);
+  package->kvHeads =
+      expectSpecValue("heads.kv", reader.integer(heads, "heads", "kv"), spec.kvHeads);
   const Json &seqLen = reader.object(root, "", "seq_len");
   package->seqLenQ = reader.optionalInteger(seqLen, "seq_len", "q");
   package->seqLenKV = reader.optionalInteger(seqLen, "seq_len", "kv");
@@ -351,8 +353,7 @@ std::shared_ptr<const PackageData> loadPackage(const std::string &dir) {
 
 std::shared_ptr<const PackageData> loadPackageFromMemory(const std::string &manifestJson,
                                                          const std::string &source) {
-  return parseManifest("manifest.json", manifestJson,
-                       [&](const std::string &) { return source; });
+  return parseManifest("manifest.json", manifestJson, [&](const std::string &) { return source; });
 }
 
 std::string dtypeName(int32_t dtype) {

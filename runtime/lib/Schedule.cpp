@@ -25,8 +25,8 @@ attnc_schedule_table ScheduleTable::view() const {
   return table;
 }
 
-ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent,
-                                 int64_t blockM, int64_t blockN) {
+ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent, int64_t blockM,
+                                 int64_t blockN) {
   // BlockSchedule::row() answers closed forms too, so "table" kernels of
   // banded masks get a table as well.
   mask::BlockSchedule schedule(mask, extent, blockM, blockN);

@@ -33,8 +33,8 @@ struct ScheduleTable {
 
 /// The table of `mask` (canonical) at `extent` for tiles of blockM x blockN.
 /// Bits of rows past nq and keys past nk are zero.
-ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent,
-                                 int64_t blockM, int64_t blockN);
+ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent, int64_t blockM,
+                                 int64_t blockN);
 
 } // namespace attnc::runtime
 

@@ -41,8 +41,8 @@ std::string shapeText(const attnc_tensor_view &t) {
 std::string expectedText(const Expected &e) {
   std::string text = "[";
   for (size_t d = 0; d < e.dims.size(); ++d)
-    text += (d ? ", " : "") + (e.dims[d].value >= 0 ? std::to_string(e.dims[d].value)
-                                                    : e.dims[d].label);
+    text += (d ? ", " : "") +
+            (e.dims[d].value >= 0 ? std::to_string(e.dims[d].value) : e.dims[d].label);
   return text + "]";
 }
 
@@ -66,10 +66,9 @@ const attnc_tensor_view &checkTensor(const Expected &e, const attnc_tensor_view 
     invalid(e.name, "data is null");
   const int32_t rank = static_cast<int32_t>(e.dims.size());
   if (t.rank != rank)
-    invalid(e.name, "expected " + std::to_string(rank) + " dimensions " + expectedText(e) +
-                        ", got " +
-                        (t.rank >= 0 && t.rank <= 4 ? shapeText(t)
-                                                    : "rank " + std::to_string(t.rank)));
+    invalid(e.name,
+            "expected " + std::to_string(rank) + " dimensions " + expectedText(e) + ", got " +
+                (t.rank >= 0 && t.rank <= 4 ? shapeText(t) : "rank " + std::to_string(t.rank)));
   if (t.dtype != e.dtype)
     invalid(e.name, "expected dtype " + dtypeName(e.dtype) + ", got " + dtypeName(t.dtype));
   for (int d = 0; d < rank; ++d) {
@@ -126,8 +125,8 @@ LaunchShape validateForward(const PackageData &p, const attnc_tensor_view *qView
   if (numGlobalTokens == 0)
     return shape;
   if (!globalTokens)
-    invalid("global_tokens", "is null, but num_global_tokens is " +
-                                 std::to_string(numGlobalTokens));
+    invalid("global_tokens",
+            "is null, but num_global_tokens is " + std::to_string(numGlobalTokens));
   if (p.runtimeGlobalTokens == 0)
     invalid("global_tokens", std::to_string(numGlobalTokens) +
                                  " tokens given, but the spec's mask has no runtime global "

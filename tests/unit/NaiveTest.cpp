@@ -190,6 +190,21 @@ TEST(Naive, RandomDataErrorIsPositiveAndSmall) {
   EXPECT_GT(err[0][1], 2 * err[1][1]);
 }
 
+TEST(Naive, PerWorkerBuffersGiveTheSameNumbers) {
+  const HalfType type = HalfType::FP16;
+  const Shape s = shape(19, 23, 16, 4, 2, 2);
+  auto q = randomBits(2 * 19 * 4 * 16, type, 1), k = randomBits(2 * 23 * 2 * 16, type, 2),
+       v = randomBits(2 * 23 * 2 * 16, type, 3);
+  const mask::Mask m = mask::Mask::causal();
+  naive::Result all = naive::forward(m, s, type, 0.25f, q.data(), k.data(), v.data(), nullptr, 2);
+  naive::Result one = naive::forward(m, s, type, 0.25f, q.data(), k.data(), v.data(), nullptr, 2,
+                                     /*materializeAll=*/false);
+  EXPECT_EQ(all.o, one.o);
+  EXPECT_EQ(all.lse, one.lse);
+  EXPECT_EQ(all.materializedBytes, 19 * 23 + 2 * 2 * 4 * 19 * 23 * 2);
+  EXPECT_EQ(one.materializedBytes, 19 * 23 + 2 * 2 * 19 * 23 * 2); // two workers
+}
+
 TEST(Naive, RuntimeGlobalTokens) {
   // window(0, 0) alone lets each row see its own key; runtime global token
   // 2 adds key 2 to every row and every key to row 2.

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <regex>
 #include <spawn.h>
@@ -77,8 +78,8 @@ extern "C" int attnc_forward(const attnc_forward_args *args) {
   lse[0] = 1234.5f;
   lse[1] = (float)args->num_threads;
   lse[2] = args->schedule.row_offsets == 0 ? 1.0f : 0.0f;
-  return )" + std::to_string(status) +
-         ";\n}\n";
+  return )" +
+         std::to_string(status) + ";\n}\n";
 }
 
 /// A dense kernel: the mask from the schedule table when it has one, else
@@ -169,7 +170,8 @@ extern "C" int attnc_forward(const attnc_forward_args *a) {
 )";
 
 /// Replaces every "@KEY@" in `text`.
-std::string substitute(std::string text, const std::vector<std::pair<std::string, int64_t>> &values) {
+std::string substitute(std::string text,
+                       const std::vector<std::pair<std::string, int64_t>> &values) {
   for (const auto &[key, value] : values) {
     std::string pattern = "@" + key + "@";
     for (size_t at = text.find(pattern); at != std::string::npos; at = text.find(pattern))
@@ -213,17 +215,22 @@ Json makeManifest(const std::string &specText, const std::string &source, int64_
                   {"kv", s.seqLenKV ? Json(*s.seqLenKV) : Json()}};
   m["tile"] = {{"block_m", blockM}, {"block_n", blockN}};
   if (std::optional<mask::Band> band = mask::bandOf(canonical))
-    m["schedule"] = {{"kind", "band"}, {"lo", band->lo}, {"hi", band->hi}, {"period", band->period}};
+    m["schedule"] = {
+        {"kind", "band"}, {"lo", band->lo}, {"hi", band->hi}, {"period", band->period}};
   else
     m["schedule"] = {{"kind", "table"}};
   m["runtime_global_tokens"] = runtimeCapacity(s.mask);
   m["launch"] = {{"grid", {"batch", "heads.query", "query_tiles"}},
                  {"query_tiles", "ceil(seq_len.q / tile.block_m)"}};
   m["arguments"] = Json::array(
-      {{{"name", "q"}, {"dtype", dtype}, {"shape", {"batch", "seq_len.q", s.queryHeads, s.headDim}}},
+      {{{"name", "q"},
+        {"dtype", dtype},
+        {"shape", {"batch", "seq_len.q", s.queryHeads, s.headDim}}},
        {{"name", "k"}, {"dtype", dtype}, {"shape", {"batch", "seq_len.kv", s.kvHeads, s.headDim}}},
        {{"name", "v"}, {"dtype", dtype}, {"shape", {"batch", "seq_len.kv", s.kvHeads, s.headDim}}},
-       {{"name", "o"}, {"dtype", dtype}, {"shape", {"batch", "seq_len.q", s.queryHeads, s.headDim}}},
+       {{"name", "o"},
+        {"dtype", dtype},
+        {"shape", {"batch", "seq_len.q", s.queryHeads, s.headDim}}},
        {{"name", "lse"}, {"dtype", "fp32"}, {"shape", {"batch", s.queryHeads, "seq_len.q"}}}});
   return m;
 }
@@ -405,8 +412,7 @@ int runChild(const std::vector<std::string> &argv, std::string *out = nullptr,
 class RuntimeCache : public ::testing::Test {
 protected:
   void SetUp() override {
-    writePackage(scratch / "pkg", makeManifest(kRuntimeGlobalSpec, markerSource()),
-                 markerSource());
+    writePackage(scratch / "pkg", makeManifest(kRuntimeGlobalSpec, markerSource()), markerSource());
     package = loadOk(scratch / "pkg");
   }
   void TearDown() override { attnrt_package_free(package); }
@@ -493,9 +499,9 @@ TEST(RuntimePackage, LoadsFromDirectoryAndMemory) {
   attnrt_package_free(package);
 
   attnrt_package *fromMemory = nullptr;
-  ASSERT_EQ(attnrt_package_from_memory(manifest.dump().c_str(), markerSource().c_str(),
-                                       &fromMemory),
-            ATTNRT_OK)
+  ASSERT_EQ(
+      attnrt_package_from_memory(manifest.dump().c_str(), markerSource().c_str(), &fromMemory),
+      ATTNRT_OK)
       << attnrt_last_error();
   EXPECT_EQ(std::string(attnrt_package_spec_json(fromMemory)), manifest["spec"].dump());
   attnrt_package_free(fromMemory);
@@ -699,15 +705,24 @@ TEST(RuntimePackage, NullArguments) {
 
 TEST_F(RuntimeCache, MissThenHit) {
   attnrt_compile_options options = cacheOptions(cache.c_str());
+  options.verbose = 1;
+  testing::internal::CaptureStderr();
   EXPECT_EQ(createAndRun(options), 0);
+  std::string trace = testing::internal::GetCapturedStderr();
   std::string entry = onlyEntry(cache);
+  EXPECT_HAS(trace, "attnrt: cache miss: " + entry);
+  EXPECT_HAS(trace, "-O2 -std=c++17 -fPIC -shared -pthread");
+  EXPECT_HAS(trace, "attnrt: cached " + entry);
   EXPECT_TRUE(std::regex_match(fs::path(entry).filename().string(),
                                std::regex("marker-cpu-[0-9a-f]{16}\\.so")))
       << entry;
   std::string bytes = readText(entry);
-  EXPECT_EQ(bytes.substr(0, 4), "\x7f" "ELF");
+  EXPECT_EQ(bytes.substr(0, 4), "\x7f"
+                                "ELF");
   EXPECT_EQ(bytes.substr(bytes.size() - 8), "ATTNCSUM");
+  testing::internal::CaptureStderr();
   EXPECT_EQ(createAndRun(options), 1);
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "attnrt: cache hit: " + entry + "\n");
   EXPECT_EQ(filesIn(cache).size(), 1u);
 }
 
@@ -904,8 +919,8 @@ TEST_F(RuntimeForward, NullKernel) {
 
 TEST_F(RuntimeForward, NullView) {
   Launch launch(2, 3, 5, 2, 1, 8);
-  EXPECT_EQ(attnrt_forward(kernel, &launch.qv, &launch.kv, nullptr, &launch.ov, &launch.lv,
-                           nullptr, 0, 1),
+  EXPECT_EQ(attnrt_forward(kernel, &launch.qv, &launch.kv, nullptr, &launch.ov, &launch.lv, nullptr,
+                           0, 1),
             ATTNRT_ERROR_INVALID_ARGUMENT);
   EXPECT_STREQ(attnrt_last_error(), "v: is null");
 }
@@ -949,7 +964,8 @@ TEST_F(RuntimeForward, UnknownDtype) {
 TEST_F(RuntimeForward, BatchMismatch) {
   Launch launch(2, 3, 5, 2, 1, 8);
   launch.vv.shape[0] = 3;
-  EXPECT_HAS(invalid(launch), "v: dimension 0 (batch) must be 2 (q's batch), got 3 in [3, 5, 1, 8]");
+  EXPECT_HAS(invalid(launch),
+             "v: dimension 0 (batch) must be 2 (q's batch), got 3 in [3, 5, 1, 8]");
 }
 
 TEST_F(RuntimeForward, QueryHeads) {
@@ -1215,11 +1231,54 @@ TEST(RuntimeSchedule, NaiveKernelMatchesTheReference) {
           }
           for (int64_t d = 0; d < 16; ++d) {
             const float o = attnc_cpu::bf16ToFloat(launch.o[((b * c.nq + i) * 4 + h) * 16 + d]);
-            ASSERT_NEAR(o, l == 0 ? 0.0 : out[d] / l, 1e-2) << "b " << b << " h " << h << " row "
-                                                             << i << " d " << d;
+            ASSERT_NEAR(o, l == 0 ? 0.0 : out[d] / l, 1e-2)
+                << "b " << b << " h " << h << " row " << i << " d " << d;
           }
         }
     EXPECT_EQ(maskedRows > 0, c.maskedRows);
+  }
+}
+
+TEST(RuntimeSchedule, ConcurrentLaunchesShareOneKernel) {
+  // Threads running one kernel at once, with lengths and token lists that
+  // need different tables (more than the kernel keeps), give the results of
+  // launches run one at a time.
+  const std::string specText = R"({"attnc": 1, "name": "naive", "dtype": "bf16",
+    "head_dim": 16, "heads": {"query": 4, "kv": 2},
+    "mask": {"union": [{"window": {"left": 3, "right": 2, "dilation": 2}},
+                       {"global": {"runtime": {"max": 4}}}]}})";
+  std::string source = naiveSource(specText, 8, 16);
+  auto package = attnrt::Package::fromMemory(makeManifest(specText, source, 8, 16).dump(), source);
+  ASSERT_TRUE(package) << package.status().message();
+  attnrt_compile_options options = cacheOptions(ATTNRT_TEST_CACHE_DIR);
+  auto kernel = attnrt::Kernel::create(*package, &options);
+  ASSERT_TRUE(kernel) << kernel.status().message();
+
+  constexpr int kLaunches = 24;
+  auto makeLaunch = [](int n) {
+    return std::make_unique<Launch>(1, 20 + n % 6, 30 + n % 4, 4, 2, 16, n);
+  };
+  auto tokensOf = [](int n) { return std::vector<int64_t>{n % 3, 29 - n % 2}; };
+  std::vector<std::unique_ptr<Launch>> serial, parallel;
+  for (int n = 0; n < kLaunches; ++n) {
+    serial.push_back(makeLaunch(n));
+    ASSERT_TRUE(kernel->forward(serial[n]->qv, serial[n]->kv, serial[n]->vv, serial[n]->ov,
+                                serial[n]->lv, tokensOf(n), 1));
+    parallel.push_back(makeLaunch(n));
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> failures(kLaunches, 0);
+  for (int n = 0; n < kLaunches; ++n)
+    threads.emplace_back([&, n] {
+      Launch &l = *parallel[n];
+      failures[n] = !kernel->forward(l.qv, l.kv, l.vv, l.ov, l.lv, tokensOf(n), 1);
+    });
+  for (std::thread &t : threads)
+    t.join();
+  for (int n = 0; n < kLaunches; ++n) {
+    EXPECT_EQ(failures[n], 0) << "launch " << n;
+    EXPECT_EQ(parallel[n]->o, serial[n]->o) << "launch " << n;
+    EXPECT_EQ(parallel[n]->lse, serial[n]->lse) << "launch " << n;
   }
 }
 

@@ -12,7 +12,7 @@ namespace attnc::naive {
 
 Result forward(const mask::Mask &mask, const Shape &shape, HalfType type, float scale,
                const uint16_t *q, const uint16_t *k, const uint16_t *v,
-               const std::vector<int64_t> *runtimeTokens, int threads) {
+               const std::vector<int64_t> *runtimeTokens, int threads, bool materializeAll) {
   const int64_t B = shape.batch, Nq = shape.nq, Nk = shape.nk;
   const int64_t Hq = shape.hq, Hkv = shape.hkv, D = shape.d;
   const int64_t group = Hq / Hkv;
@@ -30,11 +30,15 @@ Result forward(const mask::Mask &mask, const Shape &shape, HalfType type, float 
         r.allowedPairs += allowed[static_cast<size_t>(i * Nk + j)];
       }
   }
-  // S and P for every (batch, head), as a framework holds them.
+  // S and P for every (batch, head), as a framework holds them (or one
+  // (batch, head) per worker).
   const size_t slice = static_cast<size_t>(Nq * Nk);
-  std::vector<uint16_t> S(static_cast<size_t>(B * Hq) * slice);
-  std::vector<uint16_t> P(static_cast<size_t>(B * Hq) * slice);
-  r.materializedBytes = static_cast<int64_t>(allowed.size() + 2 * S.size() * sizeof(uint16_t));
+  const int workers = static_cast<int>(std::min<int64_t>(std::max(threads, 1), B * Hq));
+  const size_t slices = materializeAll ? static_cast<size_t>(B * Hq) : 0;
+  std::vector<uint16_t> S(slices * slice), P(slices * slice);
+  r.materializedBytes = static_cast<int64_t>(
+      allowed.size() + 2 * (materializeAll ? slices : static_cast<size_t>(workers)) * slice *
+                           sizeof(uint16_t));
   r.o.assign(static_cast<size_t>(B * Nq * Hq * D), 0);
   r.lse.assign(static_cast<size_t>(B * Hq * Nq), negInf);
 
@@ -54,8 +58,13 @@ Result forward(const mask::Mask &mask, const Shape &shape, HalfType type, float 
         vf[static_cast<size_t>(j * D + c)] =
             npy::halfToFloat(v[((b * Nk + j) * Hkv + hk) * D + c], type);
       }
-    uint16_t *s = S.data() + static_cast<size_t>(item) * slice;
-    uint16_t *p = P.data() + static_cast<size_t>(item) * slice;
+    std::vector<uint16_t> ownS, ownP;
+    if (!materializeAll) {
+      ownS.resize(slice);
+      ownP.resize(slice);
+    }
+    uint16_t *s = materializeAll ? S.data() + static_cast<size_t>(item) * slice : ownS.data();
+    uint16_t *p = materializeAll ? P.data() + static_cast<size_t>(item) * slice : ownP.data();
 
     // S = Q K^T, float32 dot products rounded to the dtype; masked: -inf.
     for (int64_t i = 0; i < Nq; ++i)

@@ -37,17 +37,22 @@ struct Result {
   std::vector<uint16_t> o; ///< [B, Nq, Hq, D], dtype bits
   std::vector<float> lse;  ///< [B, Hq, Nq]
   /// Bytes of the materialized buffers: S and P ([B, Hq, Nq, Nk] each, in
-  /// the dtype) and the [Nq, Nk] mask (one byte per pair).
+  /// the dtype; [Nq, Nk] per worker without materializeAll) and the [Nq, Nk]
+  /// mask (one byte per pair).
   int64_t materializedBytes = 0;
   /// Pairs (query row, key) the mask allows, for one (batch, head).
   int64_t allowedPairs = 0;
 };
 
 /// Runs the naive attention on contiguous [B, N, H, D] dtype tensors.
-/// `threads` >= 1 workers share the (batch, head) slices.
+/// `threads` >= 1 workers share the (batch, head) slices. With
+/// `materializeAll` false, S and P exist for one (batch, head) per worker at
+/// a time (the same numbers, less memory: for checks rather than the memory
+/// experiment of --bench).
 Result forward(const mask::Mask &mask, const Shape &shape, HalfType type, float scale,
                const uint16_t *q, const uint16_t *k, const uint16_t *v,
-               const std::vector<int64_t> *runtimeTokens, int threads);
+               const std::vector<int64_t> *runtimeTokens, int threads,
+               bool materializeAll = true);
 
 /// reference::forward, split over query heads on `threads` workers: the
 /// same computation row by row, so the result is bitwise identical.

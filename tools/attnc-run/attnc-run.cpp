@@ -609,7 +609,8 @@ int main(int argc, char **argv) {
     res.checked = true;
     if (!naiveResult)
       naiveResult = naive::forward(s.mask, shape, type, static_cast<float>(s.scale), q.data(),
-                                   k.data(), v.data(), tokens, threads);
+                                   k.data(), v.data(), tokens, threads,
+                                   /*materializeAll=*/false);
     reference::Output ref =
         naive::parallelReference(s.mask, shape, s.scale, halfToDoubles(q, type),
                                  halfToDoubles(k, type), halfToDoubles(v, type), tokens, threads);

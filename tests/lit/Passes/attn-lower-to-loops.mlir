@@ -4,7 +4,7 @@
 // GQA (16 query heads on 4 kv heads), causal, 64 x 32 tiles.
 // CHECK-LABEL: func.func @gqa_causal
 // CHECK-NOT:     attn.attention
-// CHECK:         %[[FLASH:.+]]:2 = attn.flash_loop %[[Q:.+]], %[[K:.+]], %[[V:.+]] mask(#attn.causal) heads(16, 4)
+// CHECK:         %[[OUT:.+]], %[[OUTLSE:.+]] = attn.flash_loop %[[Q:.+]], %[[K:.+]], %[[V:.+]] mask(#attn.causal) heads(16, 4)
 // CHECK-SAME:      tile(<block_m = 64, block_n = 32>) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
 // CHECK:         ^bb0(%[[B:.+]]: index, %[[H:.+]]: index, %[[QT:.+]]: index):
 // GQA: query head h reads kv head h / (16 / 4).
@@ -16,7 +16,7 @@
 // CHECK:           %[[M0:.+]] = attn.fill 0xFF800000 : tensor<64xf32>
 // CHECK:           %[[L0:.+]] = attn.fill 0.000000e+00 : tensor<64xf32>
 // CHECK:           %[[ACC0:.+]] = attn.fill 0.000000e+00 : tensor<64x64xf32>
-// CHECK:           %[[STATE:.+]]:3 = attn.kv_loop %[[QT]] schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>) iter_args(%[[M0]], %[[L0]], %[[ACC0]])
+// CHECK:           %[[MF:.+]], %[[LF:.+]], %[[ACCF:.+]] = attn.kv_loop %[[QT]] schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>) iter_args(%[[M0]], %[[L0]], %[[ACC0]])
 // CHECK:           ^bb0(%[[KT:.+]]: index, %[[PARTIAL:.+]]: i1, %[[M:.+]]: tensor<64xf32>, %[[L:.+]]: tensor<64xf32>, %[[ACC:.+]]: tensor<64x64xf32>):
 // CHECK:             %[[KTILE:.+]] = attn.load_tile %[[K]][%[[B]], %[[KT]], %[[KVH]]] {{.*}} -> tensor<32x64xf32>
 // CHECK:             %[[VTILE:.+]] = attn.load_tile %[[V]][%[[B]], %[[KT]], %[[KVH]]] {{.*}} -> tensor<32x64xf32>
@@ -36,9 +36,9 @@
 // CHECK:             %[[ACCNEW:.+]] = attn.pv_update %[[ACC]], %[[ALPHA]], %[[P]], %[[VTILE]]
 // CHECK:             attn.yield %[[MNEW]], %[[LNEW]], %[[ACCNEW]]
 // O = acc / l, LSE = (m + log2 l) ln 2
-// CHECK:           %[[O:.+]], %[[LSE:.+]] = attn.finalize %[[STATE]]#0, %[[STATE]]#1, %[[STATE]]#2
+// CHECK:           %[[O:.+]], %[[LSE:.+]] = attn.finalize %[[MF]], %[[LF]], %[[ACCF]]
 // CHECK:           attn.tile_yield %[[O]], %[[LSE]] : tensor<64x64xf32>, tensor<64xf32>
-// CHECK:         return %[[FLASH]]#0, %[[FLASH]]#1
+// CHECK:         return %[[OUT]], %[[OUTLSE]]
 
 // PREPARED-LABEL: func.func @gqa_causal
 // PREPARED: attn.mask_tile {{.*}} {form = "band"}

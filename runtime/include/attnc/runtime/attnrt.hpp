@@ -105,8 +105,7 @@ public:
   /// The same from memory (attnrt_package_from_memory).
   static Expected<Package> fromMemory(const std::string &manifestJson, const std::string &source) {
     attnrt_package *handle = nullptr;
-    attnrt_status code =
-        attnrt_package_from_memory(manifestJson.c_str(), source.c_str(), &handle);
+    attnrt_status code = attnrt_package_from_memory(manifestJson.c_str(), source.c_str(), &handle);
     if (code != ATTNRT_OK)
       return Status::fromCall(code);
     return Package(handle);
@@ -143,13 +142,12 @@ public:
 
   /// Runs the forward pass (attnrt_forward). `globalTokens` feeds a runtime
   /// global mask; `numThreads` <= 0 uses every hardware thread.
-  Status forward(const attnc_tensor_view &q, const attnc_tensor_view &k,
-                 const attnc_tensor_view &v, attnc_tensor_view &o, attnc_tensor_view &lse,
+  Status forward(const attnc_tensor_view &q, const attnc_tensor_view &k, const attnc_tensor_view &v,
+                 attnc_tensor_view &o, attnc_tensor_view &lse,
                  const std::vector<int64_t> &globalTokens = {}, int32_t numThreads = 0) {
     return Status::fromCall(attnrt_forward(handle_.get(), &q, &k, &v, &o, &lse,
                                            globalTokens.empty() ? nullptr : globalTokens.data(),
-                                           static_cast<int64_t>(globalTokens.size()),
-                                           numThreads));
+                                           static_cast<int64_t>(globalTokens.size()), numThreads));
   }
 
   attnrt_kernel *get() const { return handle_.get(); }

@@ -66,7 +66,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure]> {
 def Attn_F32Tile : RankedTensorOf<[F32]>;
 
 def Attn_FlashLoopOp : Attn_Op<"flash_loop", [SingleBlock,
-    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames"]>]> {
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames", "getAsmResultNames"]>]> {
   let summary = "The fused flash-attention loop nest over (batch, query head, query tile)";
   let description = [{
     Computes the same O and LSE as the attn.attention it replaces. The body
@@ -131,7 +131,7 @@ def Attn_LoadTileOp : Attn_Op<"load_tile", [
 }
 
 def Attn_KvLoopOp : Attn_Op<"kv_loop", [SingleBlock, AllTypesMatch<["init_args", "results"]>,
-    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames"]>]> {
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames", "getAsmResultNames"]>]> {
   let summary = "For each kv tile the schedule lists for query tile `qtile`";
   let description = [{
     Runs the body once per scheduled kv tile, in ascending order, with the
@@ -239,6 +239,7 @@ def Attn_PVUpdateOp : Attn_Op<"pv_update", [
 }
 
 def Attn_FinalizeOp : Attn_Op<"finalize", [Pure, AllTypesMatch<["acc", "output"]>,
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>,
     AllTypesMatch<["m", "l", "lse"]>]> {
   let summary = "O = acc / l and LSE = (m + log2 l) * ln 2; O = 0, LSE = -inf where l = 0";
   let arguments = (ins Attn_F32Tile:$m, Attn_F32Tile:$l, Attn_F32Tile:$acc);
