@@ -38,29 +38,23 @@ std::string fixed(double v, int decimals) {
   return buf;
 }
 
-/// "1.23 GB", "456 KB" (decimal units).
-std::string bytes(int64_t b) {
-  const char *units[] = {"B", "KB", "MB", "GB", "TB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1000 && u < 4) {
-    v /= 1000;
-    ++u;
+/// `v` in decimal multiples of `unit`: "1.23 GB", "12.30 GFLOP", "456 B".
+std::string decimal(int64_t v, const std::string &unit) {
+  const char *prefixes[] = {"", "k", "M", "G", "T", "P", "E"};
+  double x = static_cast<double>(v);
+  int p = 0;
+  while (x >= 1000 && p < 6) {
+    x /= 1000;
+    ++p;
   }
-  return fixed(v, u ? 2 : 0) + " " + units[u];
+  return fixed(x, p ? 2 : 0) + " " + prefixes[p] + unit;
 }
 
-/// "12.3 GFLOP" (decimal units).
-std::string flops(int64_t f) {
-  const char *units[] = {"FLOP", "kFLOP", "MFLOP", "GFLOP", "TFLOP", "PFLOP"};
-  double v = static_cast<double>(f);
-  int u = 0;
-  while (v >= 1000 && u < 5) {
-    v /= 1000;
-    ++u;
-  }
-  return fixed(v, u ? 2 : 0) + " " + units[u];
-}
+/// "1.23 GB", "456 kB".
+std::string bytes(int64_t b) { return decimal(b, "B"); }
+
+/// "12.30 GFLOP".
+std::string flops(int64_t f) { return decimal(f, "FLOP"); }
 
 } // namespace
 
