@@ -414,6 +414,8 @@ static Mask canonicalLeaf(const Mask &m) {
   }
   case Kind::BigBird:
     return m.bigbird.block < 1 ? Mask::empty() : Mask::bigBird(m.bigbird);
+  case Kind::GlobalRuntime:
+    return Mask::globalRuntime(m.runtimeMax);
   default:
     return ofKind(m.kind);
   }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <functional>
 
 namespace attnc::package {
@@ -26,10 +27,12 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
                         {"shape", {"batch", n, heads, s.headDim}}};
   };
 
+  // Every runtime global node reads the one launch-time list: its capacity is
+  // the largest of theirs.
   int64_t runtimeTokens = 0;
   std::function<void(const mask::Mask &)> visit = [&](const mask::Mask &m) {
     if (m.kind == mask::Kind::GlobalRuntime)
-      runtimeTokens += m.runtimeMax;
+      runtimeTokens = std::max(runtimeTokens, m.runtimeMax);
     for (const mask::Mask &child : m.children)
       visit(child);
   };

@@ -669,3 +669,19 @@ TEST(MaskProperties, CanonicalFormIsOrderIndependent) {
 }
 
 } // namespace
+
+TEST(MaskCanonicalize, KeepsRuntimeCapacity) {
+  // The launch-time list's capacity survives canonicalization, alone and in a union.
+  Mask alone = canonicalize(Mask::globalRuntime(64));
+  ASSERT_EQ(alone.kind, Kind::GlobalRuntime);
+  EXPECT_EQ(alone.runtimeMax, 64);
+  Mask inUnion = canonicalize(Mask::unionOf({Mask::causal(), Mask::globalRuntime(3)}));
+  ASSERT_EQ(inUnion.kind, Kind::Union);
+  bool found = false;
+  for (const Mask &child : inUnion.children)
+    if (child.kind == Kind::GlobalRuntime) {
+      found = true;
+      EXPECT_EQ(child.runtimeMax, 3);
+    }
+  EXPECT_TRUE(found);
+}

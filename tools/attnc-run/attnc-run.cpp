@@ -642,36 +642,51 @@ int main(int argc, char **argv) {
     res.passed = res.okO && res.okLse && res.maskedWrong == 0;
   }
 
-  // Outputs, all computed: write them (each file atomically).
-  auto writeArrays = [&](const std::string &dir,
-                         const std::vector<std::pair<std::string, npy::Array>> &arrays) {
-    if (std::error_code ec = llvm::sys::fs::create_directories(dir))
-      return fail(dir + ": cannot create directory: " + ec.message());
-    std::vector<std::string> written;
-    for (const auto &[name, array] : arrays) {
-      llvm::SmallString<256> path(dir);
-      llvm::sys::path::append(path, name);
-      std::string error;
-      if (!npy::writeFile(path.str().str(), array, error)) {
-        for (const std::string &w : written) // all or nothing
-          llvm::sys::fs::remove(w);
-        return fail(error);
-      }
-      written.push_back(path.str().str());
-    }
-    res.saved.insert(res.saved.end(), written.begin(), written.end());
-    return 0;
+  // Outputs, all computed: write them, all or nothing (each file atomically;
+  // on a failure the files and directories this run created are removed).
+  struct OutputFile {
+    std::string dir, name;
+    npy::Array array;
   };
-  if (!writeInputsFlag.empty())
-    if (writeArrays(writeInputsFlag,
-                    {{"q.npy", npy::fromFloats({B, Nq, Hq, D}, halfToFloats(q, type))},
-                     {"k.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(k, type))},
-                     {"v.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(v, type))}}))
-      return 1;
-  if (!saveFlag.empty())
-    if (writeArrays(saveFlag, {{"o.npy", npy::fromFloats({B, Nq, Hq, D}, halfToFloats(o, type))},
-                               {"lse.npy", npy::fromFloats({B, Hq, Nq}, lse)}}))
-      return 1;
+  std::vector<OutputFile> outputs;
+  if (!writeInputsFlag.empty()) {
+    outputs.push_back({writeInputsFlag, "q.npy", npy::fromFloats({B, Nq, Hq, D}, halfToFloats(q, type))});
+    outputs.push_back({writeInputsFlag, "k.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(k, type))});
+    outputs.push_back({writeInputsFlag, "v.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(v, type))});
+  }
+  if (!saveFlag.empty()) {
+    outputs.push_back({saveFlag, "o.npy", npy::fromFloats({B, Nq, Hq, D}, halfToFloats(o, type))});
+    outputs.push_back({saveFlag, "lse.npy", npy::fromFloats({B, Hq, Nq}, lse)});
+  }
+  std::vector<std::string> createdDirs, writtenFiles;
+  auto undo = [&](const std::string &message) {
+    for (auto it = writtenFiles.rbegin(); it != writtenFiles.rend(); ++it)
+      llvm::sys::fs::remove(*it);
+    for (auto it = createdDirs.rbegin(); it != createdDirs.rend(); ++it)
+      llvm::sys::fs::remove(*it);
+    return fail(message);
+  };
+  for (const OutputFile &out : outputs) {
+    // The missing ancestors of the directory, outermost first.
+    std::vector<std::string> missing;
+    for (llvm::StringRef d = out.dir; !d.empty() && !llvm::sys::fs::exists(d);
+         d = llvm::sys::path::parent_path(d))
+      missing.insert(missing.begin(), d.str());
+    for (const std::string &d : missing) {
+      if (std::error_code ec = llvm::sys::fs::create_directory(d))
+        return undo(out.dir + ": cannot create directory: " + ec.message());
+      createdDirs.push_back(d);
+    }
+  }
+  for (const OutputFile &out : outputs) {
+    llvm::SmallString<256> path(out.dir);
+    llvm::sys::path::append(path, out.name);
+    std::string error;
+    if (!npy::writeFile(path.str().str(), out.array, error))
+      return undo(error);
+    writtenFiles.push_back(path.str().str());
+  }
+  res.saved = writtenFiles;
 
   // Report.
   const double usefulFlops = 4.0 * static_cast<double>(B * Hq * D) * static_cast<double>(res.allowedPairs);

@@ -82,3 +82,14 @@ func.func @already_canonical(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16
       : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
   return
 }
+
+// -----
+
+// CHECK-LABEL: func.func @runtime_capacity
+// A runtime global list keeps its capacity.
+// CHECK: mask(#attn.union<[#attn.causal, #attn.global_runtime<max = 64>]>)
+func.func @runtime_capacity(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.union<[#attn.global_runtime<max = 64>, #attn.causal]>) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return
+}

@@ -1,0 +1,111 @@
+//===- attnc_cuda_ptx.cuh - PTX wrappers of generated CUDA kernels -*- CUDA -*-===//
+//
+// The few sm_80+ instructions the flash loop is built from, one inline-asm
+// wrapper each: cp.async (global -> shared copies), ldmatrix (shared -> mma
+// fragments), mma.sync m16n8k16 (bf16/fp16 in, f32 accumulate), the packing
+// conversions f32 -> bf16x2/f16x2, and the approximate base-2 exponential and
+// logarithm of the special function unit.
+//
+// Compiles under nvcc and NVRTC (no host header; <cuda/std/cstdint> needs
+// -I<cuda>/include/cccl under NVRTC).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_CUDA_PTX_CUH
+#define ATTNC_CUDA_PTX_CUH
+
+#include <cuda/std/cstdint>
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "attnc CUDA kernels need sm_80 or later (cp.async, ldmatrix, bf16 mma.sync)"
+#endif
+
+namespace attnc_cuda {
+
+using ::cuda::std::int64_t;
+using ::cuda::std::uint16_t;
+using ::cuda::std::uint32_t;
+using ::cuda::std::uint64_t;
+
+/// Bytes moved by one cp.async and read per row by one ldmatrix 8x8 matrix.
+constexpr int kChunkBytes = 16;
+
+/// The shared-memory address (PTX .shared window) of a generic pointer into shared memory.
+__device__ __forceinline__ uint32_t sharedAddress(const void *pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+
+/// Starts an asynchronous 16-byte copy global -> shared (cached in L2 only); zero-fills when !valid.
+__device__ __forceinline__ void cpAsync16(uint32_t sharedDst, const void *globalSrc, bool valid) {
+  const int sourceBytes = valid ? kChunkBytes : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sharedDst), "l"(globalSrc),
+               "r"(sourceBytes)
+               : "memory");
+}
+
+/// Closes the group of cp.async copies started since the last commit.
+__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+/// Waits until at most `Pending` committed cp.async groups of this thread are still in flight.
+template <int Pending> __device__ __forceinline__ void cpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+}
+
+/// Loads four 8x8 b16 matrices from shared memory (lane i addresses row i % 8 of matrix i / 8).
+__device__ __forceinline__ void ldmatrixX4(uint32_t (&r)[4], uint32_t sharedAddr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(sharedAddr));
+}
+
+/// ldmatrixX4, each 8x8 matrix transposed (row-major V rows -> the mma B operand of P V).
+__device__ __forceinline__ void ldmatrixX4Trans(uint32_t (&r)[4], uint32_t sharedAddr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(sharedAddr));
+}
+
+/// D += A B for one m16n8k16 tensor-core tile: A (16x16, row), B (16x8, col), bf16 or fp16 in, f32 D.
+template <bool IsBf16>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  if constexpr (IsBf16) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+/// Two floats rounded to nearest even as packed bf16x2 or f16x2 (`lo` in the low half).
+template <bool IsBf16> __device__ __forceinline__ uint32_t packFloat2(float lo, float hi) {
+  uint32_t packed;
+  if constexpr (IsBf16)
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(packed) : "f"(hi), "f"(lo));
+  else
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(packed) : "f"(hi), "f"(lo));
+  return packed;
+}
+
+/// 2^x on the special function unit (ex2.approx.ftz: 2^-inf = +0, ~2 ulp).
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+/// log2(x) on the special function unit (lg2.approx.ftz, x > 0).
+__device__ __forceinline__ float fastLog2(float x) {
+  float y;
+  asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+} // namespace attnc_cuda
+
+#endif // ATTNC_CUDA_PTX_CUH
