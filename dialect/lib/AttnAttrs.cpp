@@ -197,11 +197,17 @@ static LogicalResult verifyChildren(EmitErrorFn emitError, StringRef what,
   return success();
 }
 
-LogicalResult TileAttr::verify(EmitErrorFn emitError, int64_t blockM, int64_t blockN) {
+LogicalResult TileAttr::verify(EmitErrorFn emitError, int64_t blockM, int64_t blockN,
+                               int64_t warps, int64_t stages) {
   for (auto [name, size] : {std::pair{"block_m", blockM}, std::pair{"block_n", blockN}})
     if (size < 16 || size > 256 || (size & (size - 1)))
       return emitError() << "tile " << name << " must be a power of two in [16, 256], got "
                          << size;
+  if (warps < 1 || (warps & (warps - 1)) || blockM % (16 * warps))
+    return emitError() << "tile warps must be a power of two with 16 * warps dividing block_m ("
+                       << blockM << "), got " << warps;
+  if (stages < 2 || stages > 8)
+    return emitError() << "tile stages must be in [2, 8], got " << stages;
   return success();
 }
 

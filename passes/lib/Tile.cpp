@@ -2,6 +2,8 @@
 
 #include "attnc/Passes/Passes.h"
 
+#include <algorithm>
+
 namespace attnc::attn {
 #define GEN_PASS_DEF_ATTNTILE
 #include "attnc/Passes/Passes.h.inc"
@@ -33,8 +35,10 @@ struct AttnTilePass : public attnc::attn::impl::AttnTileBase<AttnTilePass> {
         m = blockM;
       if (blockN != 0)
         n = blockN;
+      // GPU targets: 16 rows per warp up to 8 warps, two kv tiles in flight.
+      int64_t warps = std::clamp<int64_t>(m / 16, 1, 8), stages = 2;
       auto emitError = [&]() { return op.emitOpError(); };
-      TileAttr tile = TileAttr::getChecked(emitError, op.getContext(), m, n);
+      TileAttr tile = TileAttr::getChecked(emitError, op.getContext(), m, n, warps, stages);
       if (!tile)
         return WalkResult::interrupt();
       op.setTileAttr(tile);

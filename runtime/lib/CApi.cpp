@@ -9,6 +9,7 @@
 
 #include "attnc/runtime/attnrt.h"
 
+#include "CudaCompiler.h"
 #include "Error.h"
 #include "Kernel.h"
 #include "Package.h"
@@ -85,6 +86,10 @@ const char *attnrt_package_spec_json(const attnrt_package *package) {
   return package ? package->data->specJson.c_str() : "";
 }
 
+const char *attnrt_package_target(const attnrt_package *package) {
+  return package ? targetName(package->data->target) : "";
+}
+
 attnrt_status attnrt_kernel_create(const attnrt_package *package,
                                    const attnrt_compile_options *options, attnrt_kernel **out) {
   return guard([&] {
@@ -108,7 +113,30 @@ attnrt_status attnrt_forward(attnrt_kernel *kernel, const attnc_tensor_view *q,
                              int32_t num_threads) {
   return guard([&] {
     require(kernel, "kernel");
-    kernel->forward(q, k, v, o, lse, global_tokens, num_global_tokens, num_threads);
+    kernel->forward(q, k, v, o, lse, global_tokens, num_global_tokens, num_threads, nullptr,
+                    /*wait=*/true);
+  });
+}
+
+attnrt_status attnrt_forward_async(attnrt_kernel *kernel, const attnc_tensor_view *q,
+                                   const attnc_tensor_view *k, const attnc_tensor_view *v,
+                                   attnc_tensor_view *o, attnc_tensor_view *lse,
+                                   const int64_t *global_tokens, int64_t num_global_tokens,
+                                   int32_t num_threads, void *stream) {
+  return guard([&] {
+    require(kernel, "kernel");
+    kernel->forward(q, k, v, o, lse, global_tokens, num_global_tokens, num_threads, stream,
+                    /*wait=*/false);
+  });
+}
+
+attnrt_status attnrt_nvrtc_check(const attnrt_package *package, const char *arch,
+                                 attnrt_nvrtc_report *out) {
+  return guard([&] {
+    require(out, "out");
+    *out = attnrt_nvrtc_report{};
+    require(package, "package");
+    *out = nvrtcCheck(*package->data, arch);
   });
 }
 

@@ -87,16 +87,21 @@ uint64_t cacheKey(const std::vector<std::string_view> &parts) {
   return h;
 }
 
-std::string entryFileName(const std::string &name, const std::string &target, uint64_t key) {
+std::string safeFileName(const std::string &name) {
   std::string prefix;
   for (char c : name.substr(0, kMaxNamePrefix)) {
     bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '_' || c == '.' || c == '-';
     prefix += plain ? c : '_';
   }
+  return prefix;
+}
+
+std::string entryFileName(const std::string &name, const std::string &target, uint64_t key,
+                          const std::string &extension) {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(key));
-  return prefix + "-" + target + "-" + hex + ".so";
+  return safeFileName(name) + "-" + target + "-" + hex + extension;
 }
 
 std::string sealEntry(std::string_view object) {
@@ -121,6 +126,10 @@ std::string checkEntry(std::string_view entry) {
   if (fnv1a64(object) != sum)
     return "checksum mismatch";
   return "";
+}
+
+std::string_view entryObject(std::string_view entry) {
+  return entry.substr(0, entry.size() - kTrailerSize);
 }
 
 std::string publishEntry(const std::string &dir, const std::string &fileName,

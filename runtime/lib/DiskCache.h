@@ -4,11 +4,13 @@
 // a checksum, checked on read and published atomically. runtime/README.md
 // ("Cache") documents the layout.
 //
-// An entry `<cache>/<name>-<target>-<key>.so` is the shared object followed
-// by a 24-byte trailer: the object's length and its FNV-1a 64 (both 64-bit
-// little-endian), then the magic "ATTNCSUM". The dynamic loader ignores bytes
-// past the ELF contents, so the sealed file is loaded as it is; one file and
-// one rename publish the object and its checksum together.
+// An entry `<cache>/<name>-<target>-<key>.so` (CPU) or `.cubin` (CUDA, the
+// target naming the architecture: "cuda-sm90") is the compiled object
+// followed by a 24-byte trailer: the object's length and its FNV-1a 64 (both
+// 64-bit little-endian), then the magic "ATTNCSUM". The dynamic loader ignores
+// bytes past the ELF contents, so a sealed shared object is loaded as it is
+// (a cubin is handed to the driver without its trailer); one file and one
+// rename publish the object and its checksum together.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,10 +36,19 @@ std::string prepareCacheDir(const std::string &dir);
 /// lists of parts hash the same text.
 uint64_t cacheKey(const std::vector<std::string_view> &parts);
 
-/// "<name>-<target>-<16 hex digits>.so", the name reduced to [A-Za-z0-9_.-].
-std::string entryFileName(const std::string &name, const std::string &target, uint64_t key);
+/// `name` reduced to [A-Za-z0-9_.-] (others become '_'), at most 64 characters:
+/// the readable part of file names made from a kernel's name.
+std::string safeFileName(const std::string &name);
 
-/// The shared object followed by its trailer.
+/// "<name>-<target>-<16 hex digits><extension>", the name reduced by safeFileName.
+std::string entryFileName(const std::string &name, const std::string &target, uint64_t key,
+                          const std::string &extension = ".so");
+
+/// The object of a well-formed sealed entry (checkEntry passed): the entry
+/// without its trailer.
+std::string_view entryObject(std::string_view entry);
+
+/// The compiled object followed by its trailer.
 std::string sealEntry(std::string_view object);
 
 /// "" if `entry` is a well-formed sealed entry, else what is wrong with it.

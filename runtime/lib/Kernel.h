@@ -1,9 +1,12 @@
 //===- Kernel.h - A loaded kernel and its forward launches ------*- C++ -*-===//
 //
-// A Kernel owns the dlopen'ed object of one package and runs it: validate the
-// arguments, find or build the launch-time schedule table ("table" schedules),
-// call the entry point. Concurrent forward calls are safe: the table cache is
-// mutex-protected and tables are shared immutably.
+// A Kernel owns the compiled code of one package and runs it: validate the
+// arguments, find or build the launch-time schedule table ("table"
+// schedules), call the entry point. CPU kernels are a dlopen'ed object called
+// on the calling thread; CUDA kernels a module launched on a stream, their
+// tables copied to device memory once per lengths and token list. Concurrent
+// forward calls are safe: the table cache is mutex-protected and tables are
+// shared immutably.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +14,7 @@
 #define ATTNC_RUNTIME_LIB_KERNEL_H
 
 #include "CpuCompiler.h"
+#include "CudaCompiler.h"
 #include "Package.h"
 #include "Schedule.h"
 
@@ -21,6 +25,25 @@
 
 namespace attnc::runtime {
 
+/// A schedule table copied to device memory (one allocation), freed when
+/// the last launch that holds it is done with it.
+class DeviceTable {
+public:
+  /// Copies `table` into `module`'s context; waits for the copy. Throws Error.
+  DeviceTable(const CudaModule &module, const ScheduleTable &table);
+  ~DeviceTable();
+  DeviceTable(const DeviceTable &) = delete;
+  DeviceTable &operator=(const DeviceTable &) = delete;
+
+  /// The view a kernel reads: device pointers.
+  const attnc_schedule_table &view() const { return view_; }
+
+private:
+  const CudaModule &module_;
+  cuda::CUdeviceptr memory_ = 0;
+  attnc_schedule_table view_{};
+};
+
 class Kernel {
 public:
   /// Compiles or loads the package's kernel. Throws Error.
@@ -29,26 +52,35 @@ public:
   Kernel(const Kernel &) = delete;
   Kernel &operator=(const Kernel &) = delete;
 
-  bool fromCache() const { return loaded_.fromCache; }
+  bool fromCache() const { return cuda_ ? cuda_->fromCache : loaded_.fromCache; }
 
-  /// Validates the arguments and runs the kernel (attnrt_forward). Throws Error.
+  /// Validates the arguments and runs the kernel (attnrt_forward_async):
+  /// CPU kernels to completion, CUDA kernels enqueued on `stream`, waited for
+  /// when `wait`. Throws Error.
   void forward(const attnc_tensor_view *q, const attnc_tensor_view *k, const attnc_tensor_view *v,
                attnc_tensor_view *o, attnc_tensor_view *lse, const int64_t *globalTokens,
-               int64_t numGlobalTokens, int32_t numThreads);
+               int64_t numGlobalTokens, int32_t numThreads, void *stream, bool wait);
 
 private:
-  /// One cached table: the lengths and the sorted, unique token list it was built for.
+  /// One cached table: the lengths and the sorted, unique token list it was
+  /// built for; `host` for CPU kernels, `device` for CUDA kernels.
   struct CachedTable {
     int64_t nq, nk;
     std::vector<int64_t> tokens;
-    std::shared_ptr<const ScheduleTable> table;
+    std::shared_ptr<const ScheduleTable> host;
+    std::shared_ptr<const DeviceTable> device;
   };
 
-  /// The table for these lengths and tokens, from the cache or built.
-  std::shared_ptr<const ScheduleTable> table(int64_t nq, int64_t nk, std::vector<int64_t> tokens);
+  /// The table for these lengths and tokens, from the cache or built (and,
+  /// for CUDA kernels, copied to the device).
+  CachedTable table(int64_t nq, int64_t nk, std::vector<int64_t> tokens);
+
+  void forwardCpu(const attnc_forward_args &args, int32_t numThreads);
+  void forwardCuda(attnc_forward_args &args, void *stream, bool wait);
 
   std::shared_ptr<const PackageData> package_;
-  LoadedKernel loaded_;
+  LoadedKernel loaded_;              ///< CPU kernels
+  std::unique_ptr<CudaModule> cuda_; ///< CUDA kernels
   std::mutex mutex_;
   std::list<CachedTable> tables_; ///< most recently used first
 };

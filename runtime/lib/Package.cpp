@@ -33,6 +33,11 @@ using Json = nlohmann::ordered_json;
 constexpr const char *kFormat = "attnc-kernel-package";
 constexpr int64_t kFormatVersion = 1;
 constexpr size_t kArgumentCount = 5;
+/// The grid of a CUDA kernel: dimension x, y, z, as launch.grid spells it.
+const char *const kCudaGrid[] = {"query_tiles", "heads.query", "batch"};
+constexpr const char *kQueryTiles = "ceil(seq_len.q / tile.block_m)";
+/// The most threads a CUDA thread block may have.
+constexpr int64_t kMaxThreadsPerBlock = 1024;
 
 /// A value for messages: its JSON type and text, shortened.
 std::string describe(const Json &value) {
@@ -175,6 +180,29 @@ void checkArguments(const ManifestReader &reader, const Json &arguments, const s
   }
 }
 
+/// Checks a CUDA package's launch configuration, the one the runtime uses:
+/// grid (x, y, z) = (query tiles, query heads, batch), the block size and the
+/// dynamic shared memory per block. (CPU packages' launch is informative.)
+void checkCudaLaunch(const ManifestReader &reader, const Json &launch, PackageData &p) {
+  const Json grid = Json::array({kCudaGrid[0], kCudaGrid[1], kCudaGrid[2]});
+  const Json &actualGrid = reader.member(launch, "launch", "grid");
+  if (actualGrid != grid)
+    reader.error("launch.grid: expected " + grid.dump() + " (grid x, y, z of a CUDA kernel), got " +
+                 describe(actualGrid));
+  std::string queryTiles = reader.string(launch, "launch", "query_tiles");
+  if (queryTiles != kQueryTiles)
+    reader.error("launch.query_tiles: expected " + jsonString(kQueryTiles) + ", got " +
+                 jsonString(queryTiles));
+  p.threadsPerBlock = reader.integerAtLeast(launch, "launch", "threads_per_block", 1);
+  if (p.threadsPerBlock > kMaxThreadsPerBlock)
+    reader.error("launch.threads_per_block: at most " + std::to_string(kMaxThreadsPerBlock) +
+                 " threads per CUDA block, got " + std::to_string(p.threadsPerBlock));
+  p.sharedBytes = reader.integerAtLeast(launch, "launch", "shared_bytes", 0);
+  if (p.sharedBytes > std::numeric_limits<int32_t>::max())
+    reader.error("launch.shared_bytes: " + std::to_string(p.sharedBytes) +
+                 " bytes of shared memory per block is more than any GPU has");
+}
+
 /// Validates a manifest's text; `readSource(file)` supplies the source it names.
 std::shared_ptr<const PackageData>
 parseManifest(const std::string &manifestPath, const std::string &text,
@@ -213,15 +241,12 @@ parseManifest(const std::string &manifestPath, const std::string &text,
                  " differs from this runtime's kernel ABI version " +
                  std::to_string(ATTNC_KERNEL_ABI_VERSION) + ": recompile the package");
   std::string target = reader.string(root, "", "target");
-  if (target == "cuda")
-    fail(ATTNRT_ERROR_UNSUPPORTED,
-         manifestPath + ": target \"cuda\": this runtime runs CPU kernel packages only for now; "
-                        "compile the spec for the cpu target");
-  if (target != "cpu")
+  if (target != "cpu" && target != "cuda")
     reader.error("target " + jsonString(target) + ": expected \"cpu\" or \"cuda\"");
 
   auto package = std::make_shared<PackageData>();
   package->manifestPath = manifestPath;
+  package->target = target == "cuda" ? Target::Cuda : Target::Cpu;
   package->name = reader.string(root, "", "name");
   if (package->name.empty())
     reader.error("name: must not be empty");
@@ -249,9 +274,11 @@ parseManifest(const std::string &manifestPath, const std::string &text,
                  ", source.hash says " + sourceHash + ")");
 
   package->entry = reader.string(root, "", "entry");
-  if (package->entry != ATTNC_FORWARD_SYMBOL)
-    reader.error("entry: expected " + jsonString(ATTNC_FORWARD_SYMBOL) +
-                 " (the CPU kernel ABI's entry point), got " + jsonString(package->entry));
+  const bool cuda = package->target == Target::Cuda;
+  const char *entry = cuda ? ATTNC_CUDA_FORWARD_SYMBOL : ATTNC_FORWARD_SYMBOL;
+  if (package->entry != entry)
+    reader.error("entry: expected " + jsonString(entry) + " (the " + (cuda ? "CUDA" : "CPU") +
+                 " kernel ABI's entry point), got " + jsonString(package->entry));
 
   // The spec itself, through the spec loader.
   spec::LoadResult loaded = spec::loadSpecFromString(package->specJson, manifestPath + "#spec");
@@ -324,7 +351,9 @@ parseManifest(const std::string &manifestPath, const std::string &text,
                       : ", but the spec's mask has a runtime global list (global.runtime): "
                         "expected its capacity"));
 
-  reader.object(root, "", "launch");
+  const Json &launch = reader.object(root, "", "launch");
+  if (cuda)
+    checkCudaLaunch(reader, launch, *package);
   checkArguments(reader, reader.member(root, "", "arguments"), dtype, *package);
   return package;
 }
@@ -355,6 +384,8 @@ std::shared_ptr<const PackageData> loadPackageFromMemory(const std::string &mani
                                                          const std::string &source) {
   return parseManifest("manifest.json", manifestJson, [&](const std::string &) { return source; });
 }
+
+const char *targetName(Target target) { return target == Target::Cuda ? "cuda" : "cpu"; }
 
 std::string dtypeName(int32_t dtype) {
   switch (dtype) {

@@ -4,8 +4,9 @@
 // and the kernel source it names. Loading validates everything before anything
 // is compiled: the format, the attnc and ABI versions, the target, every
 // required field and its type, the spec and source hashes, the spec itself
-// (through the spec loader), and the consistency of the manifest's summary
-// fields (dtype, heads, lengths, schedule, arguments) with the spec.
+// (through the spec loader), the consistency of the manifest's summary
+// fields (dtype, heads, lengths, schedule, arguments) with the spec, and for
+// CUDA packages the launch configuration (grid, block size, shared memory).
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,12 +29,19 @@ enum class ScheduleKind {
   Table, ///< the runtime builds an attnc_schedule_table at launch
 };
 
+/// What a package's kernel is compiled for.
+enum class Target {
+  Cpu,  ///< C++ for the system compiler; entry ATTNC_FORWARD_SYMBOL
+  Cuda, ///< CUDA C++ for NVRTC; entry ATTNC_CUDA_FORWARD_SYMBOL
+};
+
 /// A validated package. Immutable once loaded; kernels keep it alive.
 struct PackageData {
   std::string manifestPath; ///< "DIR/manifest.json", or "manifest.json" from memory
   std::string name;         ///< the manifest's "name"
-  std::string specJson;     ///< the "spec" object as compact JSON (spec_hash's input)
-  mask::Mask mask;          ///< the spec's mask, canonicalized
+  Target target = Target::Cpu;
+  std::string specJson; ///< the "spec" object as compact JSON (spec_hash's input)
+  mask::Mask mask;      ///< the spec's mask, canonicalized
   attnc_dtype dtype = ATTNC_DTYPE_BF16;
   int64_t headDim = 0, queryHeads = 0, kvHeads = 0;
   std::optional<int64_t> seqLenQ, seqLenKV; ///< fixed by the spec, else given at launch
@@ -42,8 +50,14 @@ struct PackageData {
   int64_t runtimeGlobalTokens = 0; ///< capacity of the launch-time token list
   std::string sourceFile;          ///< the source's file name ("kernel.cpp")
   std::string source;              ///< its bytes, hash-checked
-  std::string entry;               ///< the exported entry point (ATTNC_FORWARD_SYMBOL)
+  std::string entry; ///< the entry point (ATTNC_FORWARD_SYMBOL, ATTNC_CUDA_FORWARD_SYMBOL)
+  /// CUDA: launch.threads_per_block and launch.shared_bytes (dynamic shared
+  /// memory per block); 0 for CPU packages.
+  int64_t threadsPerBlock = 0, sharedBytes = 0;
 };
+
+/// "cpu" or "cuda".
+const char *targetName(Target target);
 
 /// Loads DIR/manifest.json and the source it names. Throws Error.
 std::shared_ptr<const PackageData> loadPackage(const std::string &dir);

@@ -4,6 +4,7 @@
 
 #include "Error.h"
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -88,7 +89,59 @@ const attnc_tensor_view &checkTensor(const Expected &e, const attnc_tensor_view 
   return t;
 }
 
+/// Bytes CUDA kernels move per vector load and store (the alignment they need).
+constexpr int64_t kCudaVectorBytes = 16;
+
+/// The dimension names of a [B, N, H, D] tensor, for messages.
+const char *const kQueryDims[] = {"batch", "seq_len.q", "heads.query", "head_dim"};
+const char *const kKvDims[] = {"batch", "seq_len.kv", "heads.kv", "head_dim"};
+
+/// One tensor's CUDA checks; `dims` names its dimensions when its strides
+/// must be whole 16-byte vectors (q, k, v, o), else null (lse).
+void checkCudaTensor(const char *name, const attnc_tensor_view &t, const char *const *dims,
+                     const std::function<MemoryKind(const void *)> &memoryKind) {
+  switch (memoryKind(t.data)) {
+  case MemoryKind::Device:
+    break;
+  case MemoryKind::PageableHost:
+    invalid(name, "host pointer given, expected device memory (cudaMalloc)");
+  case MemoryKind::PinnedHost:
+    invalid(name, "host pointer given (page-locked host memory), expected device memory "
+                  "(cudaMalloc)");
+  }
+  const auto address = reinterpret_cast<uintptr_t>(t.data);
+  if (address % kCudaVectorBytes != 0) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%#llx", static_cast<unsigned long long>(address));
+    invalid(name, "data must be 16-byte aligned (CUDA kernels load it in 16-byte vectors), got " +
+                      std::string(text));
+  }
+  if (!dims)
+    return;
+  const int64_t elementBytes = t.dtype == ATTNC_DTYPE_FP32 ? 4 : 2;
+  const int64_t vectorElements = kCudaVectorBytes / elementBytes;
+  for (int d = 0; d < t.rank - 1; ++d)
+    if (t.strides[d] % vectorElements != 0)
+      invalid(name, "stride " + std::to_string(t.strides[d]) + " of dimension " +
+                        std::to_string(d) + " (" + dims[d] + ") must be a multiple of " +
+                        std::to_string(vectorElements) + " elements (" +
+                        std::to_string(kCudaVectorBytes) +
+                        " bytes): CUDA kernels load rows of head_dim in 16-byte vectors, so "
+                        "every stride but the last (1) must be a multiple of 16 bytes");
+}
+
 } // namespace
+
+void validateCudaTensors(const attnc_tensor_view &q, const attnc_tensor_view &k,
+                         const attnc_tensor_view &v, const attnc_tensor_view &o,
+                         const attnc_tensor_view &lse,
+                         const std::function<MemoryKind(const void *)> &memoryKind) {
+  checkCudaTensor("q", q, kQueryDims, memoryKind);
+  checkCudaTensor("k", k, kKvDims, memoryKind);
+  checkCudaTensor("v", v, kKvDims, memoryKind);
+  checkCudaTensor("o", o, kQueryDims, memoryKind);
+  checkCudaTensor("lse", lse, nullptr, memoryKind);
+}
 
 LaunchShape validateForward(const PackageData &p, const attnc_tensor_view *qView,
                             const attnc_tensor_view *kView, const attnc_tensor_view *vView,

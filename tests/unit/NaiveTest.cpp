@@ -83,9 +83,9 @@ TEST(Naive, CausalTwoByTwoMatchesReference) {
   auto q = toBits({1, 2}, type), k = toBits({1, 1}, type), v = toBits({4, 8}, type);
   naive::Result r = naive::forward(mask::Mask::causal(), shape(2, 2, 1), type, 1.0f, q.data(),
                                    k.data(), v.data(), nullptr, 1);
-  reference::Output ref = reference::forward(mask::Mask::causal(), shape(2, 2, 1), 1.0,
-                                             toDoubles(q, type), toDoubles(k, type),
-                                             toDoubles(v, type));
+  reference::Output ref =
+      reference::forward(mask::Mask::causal(), shape(2, 2, 1), 1.0, toDoubles(q, type),
+                         toDoubles(k, type), toDoubles(v, type));
   EXPECT_EQ(toDoubles(r.o, type), ref.o); // 4 and (4 + 8) / 2 = 6
   EXPECT_EQ(toDoubles(r.o, type), (std::vector<double>{4, 6}));
   EXPECT_FLOAT_EQ(r.lse[0], 1.0f);
@@ -169,12 +169,13 @@ TEST(Naive, RandomDataErrorIsPositiveAndSmall) {
   // than for bf16 (7).
   const Shape s = shape(33, 65, 32, 4, 2, 2);
   const size_t nQ = 2 * 33 * 4 * 32, nKV = 2 * 65 * 2 * 32;
-  const mask::Mask m = mask::Mask::unionOf({mask::Mask::window(8, 8), mask::Mask::globalTokens({0})});
+  const mask::Mask m =
+      mask::Mask::unionOf({mask::Mask::window(8, 8), mask::Mask::globalTokens({0})});
   double err[2][2];
   for (HalfType type : {HalfType::BF16, HalfType::FP16}) {
     auto q = randomBits(nQ, type, 11), k = randomBits(nKV, type, 12), v = randomBits(nKV, type, 13);
-    naive::Result r = naive::forward(m, s, type, 1 / std::sqrt(32.0f), q.data(), k.data(),
-                                     v.data(), nullptr, 2);
+    naive::Result r =
+        naive::forward(m, s, type, 1 / std::sqrt(32.0f), q.data(), k.data(), v.data(), nullptr, 2);
     reference::Output ref = reference::forward(m, s, 1 / std::sqrt(32.0), toDoubles(q, type),
                                                toDoubles(k, type), toDoubles(v, type));
     const int t = type == HalfType::BF16 ? 0 : 1;
@@ -209,11 +210,13 @@ TEST(Naive, RuntimeGlobalTokens) {
   // window(0, 0) alone lets each row see its own key; runtime global token
   // 2 adds key 2 to every row and every key to row 2.
   const HalfType type = HalfType::BF16;
-  const mask::Mask m = mask::Mask::unionOf({mask::Mask::window(0, 0), mask::Mask::globalRuntime(4)});
+  const mask::Mask m =
+      mask::Mask::unionOf({mask::Mask::window(0, 0), mask::Mask::globalRuntime(4)});
   const std::vector<int64_t> tokens = {2};
-  auto q = randomBits(4 * 8, type, 1), k = randomBits(4 * 8, type, 2), v = randomBits(4 * 8, type, 3);
-  naive::Result r = naive::forward(m, shape(4, 4, 8), type, 0.5f, q.data(), k.data(), v.data(),
-                                   &tokens, 1);
+  auto q = randomBits(4 * 8, type, 1), k = randomBits(4 * 8, type, 2),
+       v = randomBits(4 * 8, type, 3);
+  naive::Result r =
+      naive::forward(m, shape(4, 4, 8), type, 0.5f, q.data(), k.data(), v.data(), &tokens, 1);
   EXPECT_EQ(r.allowedPairs, 4 + 3 + 3); // diagonal, column 2, row 2
   reference::Output ref = reference::forward(m, shape(4, 4, 8), 0.5, toDoubles(q, type),
                                              toDoubles(k, type), toDoubles(v, type), &tokens);

@@ -74,8 +74,8 @@ int countFiles(const std::string &dir) {
 
 TEST(Npy, RoundTripEveryTypeAndRank) {
   for (ElementType type : {ElementType::Float32, ElementType::Float16, ElementType::BFloat16Bits})
-    for (std::vector<int64_t> shape : std::vector<std::vector<int64_t>>{
-             {2, 3, 4, 5}, {7}, {}, {3, 0, 2}, {1, 1, 1, 1}}) {
+    for (std::vector<int64_t> shape :
+         std::vector<std::vector<int64_t>>{{2, 3, 4, 5}, {7}, {}, {3, 0, 2}, {1, 1, 1, 1}}) {
       Array a;
       a.type = type;
       a.shape = shape;
@@ -84,8 +84,8 @@ TEST(Npy, RoundTripEveryTypeAndRank) {
         a.data[i] = static_cast<uint8_t>(i * 37 + 11);
       const std::string bytes = npy::encode(a);
       // The data starts at a multiple of 64, after a header ending in '\n'.
-      const size_t headerLength = static_cast<unsigned char>(bytes[8]) |
-                                  static_cast<unsigned char>(bytes[9]) << 8;
+      const size_t headerLength =
+          static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
       EXPECT_EQ((10 + headerLength) % 64, 0u);
       EXPECT_EQ(bytes[10 + headerLength - 1], '\n');
       Array b;
@@ -101,9 +101,9 @@ TEST(Npy, HeaderAsNumpyWritesIt) {
   Array a = npy::fromFloats({2, 3}, {1, 2, 3, 4, 5, 6});
   const std::string bytes = npy::encode(a);
   // numpy.save(f, np.arange(1, 7, dtype=np.float32).reshape(2, 3)), 1.x/2.x.
-  EXPECT_EQ(bytes.substr(0, 128),
-            npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", "")
-                .substr(0, 128));
+  EXPECT_EQ(
+      bytes.substr(0, 128),
+      npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", "").substr(0, 128));
   EXPECT_EQ(bytes.size(), 128u + 24u);
   // A 1-d shape is written as a one-element tuple.
   Array one = npy::fromFloats({3}, {1, 2, 3});
@@ -136,10 +136,9 @@ TEST(Npy, Format2) {
   // Written by hand as 2.0.
   Array a;
   std::string error;
-  ASSERT_TRUE(npy::parse(
-      npyBytes("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }",
-               std::string("\x00\x3c", 2), 2),
-      "x.npy", a, error))
+  ASSERT_TRUE(npy::parse(npyBytes("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }",
+                                  std::string("\x00\x3c", 2), 2),
+                         "x.npy", a, error))
       << error;
   EXPECT_EQ(a.type, ElementType::Float16);
   // A header too long for 1.0 (over 65535 bytes) is written as 2.0.
@@ -166,8 +165,8 @@ TEST(Npy, NotNumpy) {
 }
 
 TEST(Npy, Version) {
-  std::string bytes = npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
-                               floatBytes({1}));
+  std::string bytes =
+      npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", floatBytes({1}));
   bytes[6] = 3;
   EXPECT_EQ(parseError(bytes), "q.npy: unsupported .npy format version 3.0 (supported: 1.0, 2.0)");
   bytes[6] = 1;

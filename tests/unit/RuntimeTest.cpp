@@ -598,11 +598,12 @@ TEST(RuntimePackage, UnknownTarget) {
   EXPECT_HAS(manifestError(m, markerSource()), "target \"tpu\": expected \"cpu\" or \"cuda\"");
 }
 
-TEST(RuntimePackage, CudaTargetUnsupported) {
+TEST(RuntimePackage, CudaTargetNeedsCudaFields) {
+  // A CPU manifest relabelled "cuda" lacks the CUDA kernel's entry point.
   Json m = makeManifest(kRuntimeGlobalSpec, markerSource());
   m["target"] = "cuda";
-  EXPECT_HAS(manifestError(m, markerSource(), ATTNRT_ERROR_UNSUPPORTED),
-             "target \"cuda\": this runtime runs CPU kernel packages only");
+  EXPECT_HAS(manifestError(m, markerSource()),
+             "entry: expected \"attnc_forward_kernel\" (the CUDA kernel ABI's entry point)");
 }
 
 TEST(RuntimePackage, MissingFieldAndWrongType) {

@@ -37,8 +37,8 @@ Result forward(const mask::Mask &mask, const Shape &shape, HalfType type, float 
   const size_t slices = materializeAll ? static_cast<size_t>(B * Hq) : 0;
   std::vector<uint16_t> S(slices * slice), P(slices * slice);
   r.materializedBytes = static_cast<int64_t>(
-      allowed.size() + 2 * (materializeAll ? slices : static_cast<size_t>(workers)) * slice *
-                           sizeof(uint16_t));
+      allowed.size() +
+      2 * (materializeAll ? slices : static_cast<size_t>(workers)) * slice * sizeof(uint16_t));
   r.o.assign(static_cast<size_t>(B * Nq * Hq * D), 0);
   r.lse.assign(static_cast<size_t>(B * Hq * Nq), negInf);
 

@@ -51,8 +51,7 @@ struct Result {
 /// experiment of --bench).
 Result forward(const mask::Mask &mask, const Shape &shape, HalfType type, float scale,
                const uint16_t *q, const uint16_t *k, const uint16_t *v,
-               const std::vector<int64_t> *runtimeTokens, int threads,
-               bool materializeAll = true);
+               const std::vector<int64_t> *runtimeTokens, int threads, bool materializeAll = true);
 
 /// reference::forward, split over query heads on `threads` workers: the
 /// same computation row by row, so the result is bitwise identical.

@@ -82,9 +82,8 @@ public:
   std::string word() {
     skipSpace();
     size_t start = pos_;
-    while (pos_ < text_.size() &&
-           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '-' ||
-            text_[pos_] == '+' || text_[pos_] == '_'))
+    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) ||
+                                   text_[pos_] == '-' || text_[pos_] == '+' || text_[pos_] == '_'))
       ++pos_;
     return text_.substr(start, pos_ - start);
   }
@@ -377,8 +376,8 @@ bool readFile(const std::string &path, const std::string &name, Array &out, std:
 }
 
 std::string encode(const Array &array) {
-  std::string dict = std::string("{'descr': '") + descr(array.type) +
-                     "', 'fortran_order': False, 'shape': (";
+  std::string dict =
+      std::string("{'descr': '") + descr(array.type) + "', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < array.shape.size(); ++i)
     dict += (i ? ", " : "") + std::to_string(array.shape[i]);
   if (array.shape.size() == 1)
@@ -486,7 +485,9 @@ bool toHalf(const Array &array, HalfType target, const std::string &name,
     }
     if (!std::isfinite(source)) {
       error = name + ": element " + indexString(array.shape, i) + " is " +
-              (std::isnan(source) ? "nan" : source > 0 ? "inf" : "-inf") +
+              (std::isnan(source) ? "nan"
+               : source > 0       ? "inf"
+                                  : "-inf") +
               "; inputs must be finite";
       return false;
     }

@@ -44,6 +44,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace cl = llvm::cl;
@@ -72,11 +73,11 @@ cl::opt<std::string> inputsFlag(
     "inputs",
     cl::desc("Read Q, K, V from DIR/q.npy, k.npy, v.npy instead of random values (formats above)"),
     cl::value_desc("DIR"), cl::cat(runCategory));
-cl::opt<std::string> saveFlag(
-    "save",
-    cl::desc("Write DIR/o.npy [B, Nq, Hq, D] and DIR/lse.npy [B, Hq, Nq], float32 (DIR is "
-             "created)"),
-    cl::value_desc("DIR"), cl::cat(runCategory));
+cl::opt<std::string>
+    saveFlag("save",
+             cl::desc("Write DIR/o.npy [B, Nq, Hq, D] and DIR/lse.npy [B, Hq, Nq], float32 (DIR is "
+                      "created)"),
+             cl::value_desc("DIR"), cl::cat(runCategory));
 cl::opt<bool> checkFlag("check",
                         cl::desc("Compare with the float64 reference: attnc's relative L2 error "
                                  "of O and LSE must be <= 2x that of a naive implementation in "
@@ -204,7 +205,8 @@ struct SplitMix64 {
 /// `n` standard normal values (Box-Muller), seeded by (seed, tensor),
 /// rounded to `type`.
 std::vector<uint16_t> randomTensor(size_t n, uint64_t seed, int tensor, HalfType type) {
-  SplitMix64 gen{seed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(tensor + 1) * 0x9e3779b97f4a7c15ull};
+  SplitMix64 gen{seed * 0x2545f4914f6cdd1dull +
+                 static_cast<uint64_t>(tensor + 1) * 0x9e3779b97f4a7c15ull};
   std::vector<uint16_t> bits(n);
   for (size_t i = 0; i < n; i += 2) {
     const double r = std::sqrt(-2.0 * std::log(gen.uniform()));
@@ -419,8 +421,8 @@ int main(int argc, char **argv) {
     }
     const std::vector<int64_t> &qs = arrays[0].shape, &ks = arrays[1].shape, &vs = arrays[2].shape;
     auto mismatch = [&](int t, const std::string &what) {
-      return fail(paths[t] + ": shape " + npy::shapeString(arrays[t].shape) +
-                  " does not match " + what);
+      return fail(paths[t] + ": shape " + npy::shapeString(arrays[t].shape) + " does not match " +
+                  what);
     };
     if (qs[0] < 1 || qs[1] < 1)
       return fail(paths[0] + ": shape " + npy::shapeString(qs) +
@@ -443,14 +445,14 @@ int main(int argc, char **argv) {
     res.nq = qs[1];
     res.nk = ks[1];
     if (batchFlag.getNumOccurrences() && batchFlag != res.batch)
-      return fail(paths[0] + ": batch " + std::to_string(res.batch) + " does not match --batch=" +
-                  std::to_string(batchFlag));
+      return fail(paths[0] + ": batch " + std::to_string(res.batch) +
+                  " does not match --batch=" + std::to_string(batchFlag));
     if (flagLengths && flagLengths->first != res.nq)
-      return fail(paths[0] + ": length " + std::to_string(res.nq) + " does not match --seq-len=" +
-                  seqLenFlag);
+      return fail(paths[0] + ": length " + std::to_string(res.nq) +
+                  " does not match --seq-len=" + seqLenFlag);
     if (flagLengths && flagLengths->second != res.nk)
-      return fail(paths[1] + ": length " + std::to_string(res.nk) + " does not match --seq-len=" +
-                  seqLenFlag);
+      return fail(paths[1] + ": length " + std::to_string(res.nk) +
+                  " does not match --seq-len=" + seqLenFlag);
     if (s.seqLenQ && *s.seqLenQ != res.nq)
       return fail(paths[0] + ": length " + std::to_string(res.nq) +
                   " does not match the spec's seq_len.q " + std::to_string(*s.seqLenQ));
@@ -487,12 +489,38 @@ int main(int argc, char **argv) {
       return fail("the spec leaves seq_len to launch time; give --seq-len NQ[,NKV] or --inputs "
                   "DIR");
     }
-    q = randomTensor(static_cast<size_t>(res.batch * res.nq * Hq * D), seedFlag, 0, type);
-    k = randomTensor(static_cast<size_t>(res.batch * res.nk * Hkv * D), seedFlag, 1, type);
-    v = randomTensor(static_cast<size_t>(res.batch * res.nk * Hkv * D), seedFlag, 2, type);
     res.inputs = "random";
   }
   const int64_t B = res.batch, Nq = res.nq, Nk = res.nk;
+
+  // The naive implementation materializes [Nq, Nk] matrices: refuse sizes
+  // that cannot fit rather than be killed half-way.
+  {
+    const double pairs = static_cast<double>(Nq) * static_cast<double>(Nk);
+    const double workers = static_cast<double>(std::min<int64_t>(threads, B * Hq));
+    const double physical =
+        static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+    auto tooLarge = [&](const char *flag, double bytes, const char *what) -> std::string {
+      if (physical <= 0 || bytes <= 0.75 * physical)
+        return "";
+      char buf[320];
+      std::snprintf(buf, sizeof buf,
+                    "%s: the naive implementation would materialize %.0f bytes (%s), more than "
+                    "3/4 of this machine's memory (%.0f bytes)",
+                    flag, bytes, what, physical);
+      return buf;
+    };
+    if (benchFlag)
+      if (std::string e =
+              tooLarge("--bench", pairs * (1 + 4.0 * B * Hq), "S and P of [B, Hq, Nq, Nk]");
+          !e.empty())
+        return fail(e);
+    if (checkFlag)
+      if (std::string e =
+              tooLarge("--check", pairs * (1 + 4.0 * workers), "S and P of [Nq, Nk] per thread");
+          !e.empty())
+        return fail(e);
+  }
 
   // The runtime global token list.
   const int64_t capacity = runtimeTokenCapacity(s.mask);
@@ -504,9 +532,16 @@ int main(int argc, char **argv) {
                 " tokens given, the spec takes at most " + std::to_string(capacity));
   for (int64_t t : res.tokens)
     if (t >= Nk)
-      return fail("--global-tokens: token " + std::to_string(t) + " is out of range for kv length " +
-                  std::to_string(Nk));
+      return fail("--global-tokens: token " + std::to_string(t) +
+                  " is out of range for kv length " + std::to_string(Nk));
   const std::vector<int64_t> *tokens = res.hasRuntimeTokens ? &res.tokens : nullptr;
+
+  // Random inputs, once every size is known to be acceptable.
+  if (res.inputs == "random") {
+    q = randomTensor(static_cast<size_t>(B * Nq * Hq * D), seedFlag, 0, type);
+    k = randomTensor(static_cast<size_t>(B * Nk * Hkv * D), seedFlag, 1, type);
+    v = randomTensor(static_cast<size_t>(B * Nk * Hkv * D), seedFlag, 2, type);
+  }
 
   // Compile the spec, load the package and build (or fetch) the kernel.
   auto buildStart = std::chrono::steady_clock::now();
@@ -518,7 +553,8 @@ int main(int argc, char **argv) {
   }
   if (!compiled.ok())
     return 1;
-  if (llvm::Expected<llvm::json::Value> manifest = llvm::json::parse(compiled.package->manifestJson)) {
+  if (llvm::Expected<llvm::json::Value> manifest =
+          llvm::json::parse(compiled.package->manifestJson)) {
     if (const llvm::json::Object *m = manifest->getAsObject()) {
       if (const llvm::json::Object *tile = m->getObject("tile")) {
         res.blockM = tile->getInteger("block_m").value_or(0);
@@ -546,7 +582,8 @@ int main(int argc, char **argv) {
   res.buildSeconds = secondsSince(buildStart);
 
   // Run attnc.
-  const size_t oSize = static_cast<size_t>(B * Nq * Hq * D), lseSize = static_cast<size_t>(B * Hq * Nq);
+  const size_t oSize = static_cast<size_t>(B * Nq * Hq * D),
+               lseSize = static_cast<size_t>(B * Hq * Nq);
   attnc_tensor_view qv = view(q.data(), {B, Nq, Hq, D}, abiType);
   attnc_tensor_view kv = view(k.data(), {B, Nk, Hkv, D}, abiType);
   attnc_tensor_view vv = view(v.data(), {B, Nk, Hkv, D}, abiType);
@@ -650,9 +687,12 @@ int main(int argc, char **argv) {
   };
   std::vector<OutputFile> outputs;
   if (!writeInputsFlag.empty()) {
-    outputs.push_back({writeInputsFlag, "q.npy", npy::fromFloats({B, Nq, Hq, D}, halfToFloats(q, type))});
-    outputs.push_back({writeInputsFlag, "k.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(k, type))});
-    outputs.push_back({writeInputsFlag, "v.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(v, type))});
+    outputs.push_back(
+        {writeInputsFlag, "q.npy", npy::fromFloats({B, Nq, Hq, D}, halfToFloats(q, type))});
+    outputs.push_back(
+        {writeInputsFlag, "k.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(k, type))});
+    outputs.push_back(
+        {writeInputsFlag, "v.npy", npy::fromFloats({B, Nk, Hkv, D}, halfToFloats(v, type))});
   }
   if (!saveFlag.empty()) {
     outputs.push_back({saveFlag, "o.npy", npy::fromFloats({B, Nq, Hq, D}, halfToFloats(o, type))});
@@ -689,7 +729,8 @@ int main(int argc, char **argv) {
   res.saved = writtenFiles;
 
   // Report.
-  const double usefulFlops = 4.0 * static_cast<double>(B * Hq * D) * static_cast<double>(res.allowedPairs);
+  const double usefulFlops =
+      4.0 * static_cast<double>(B * Hq * D) * static_cast<double>(res.allowedPairs);
   if (jsonFlag) {
     llvm::json::OStream j(llvm::outs(), 2);
     j.object([&] {
@@ -759,14 +800,16 @@ int main(int argc, char **argv) {
             j.attribute("median_ms", res.attncMedian * 1e3);
             j.attribute("min_ms", res.attncMin * 1e3);
             j.attribute("gflops", number(usefulFlops / res.attncMedian * 1e-9));
-            j.attribute("peak_bytes", res.attncPeak >= 0 ? llvm::json::Value(res.attncPeak) : nullptr);
+            j.attribute("peak_bytes",
+                        res.attncPeak >= 0 ? llvm::json::Value(res.attncPeak) : nullptr);
             j.attribute("output_bytes", res.attncOutputBytes);
           });
           j.attributeObject("naive", [&] {
             j.attribute("median_ms", res.naiveMedian * 1e3);
             j.attribute("min_ms", res.naiveMin * 1e3);
             j.attribute("gflops", number(usefulFlops / res.naiveMedian * 1e-9));
-            j.attribute("peak_bytes", res.naivePeak >= 0 ? llvm::json::Value(res.naivePeak) : nullptr);
+            j.attribute("peak_bytes",
+                        res.naivePeak >= 0 ? llvm::json::Value(res.naivePeak) : nullptr);
             j.attribute("materialized_bytes", res.naiveMaterialized);
           });
           j.attribute("speedup", number(res.naiveMedian / res.attncMedian));
@@ -801,7 +844,7 @@ int main(int argc, char **argv) {
        << (res.fromCache ? "from the disk cache" : "compiled") << " in "
        << llvm::format("%.2f", res.buildSeconds) << " s\n";
     os << "  run: " << llvm::format("%.3f", res.runSeconds * 1e3) << " ms (" << threads
-       << " threads)\n";
+       << (threads == 1 ? " thread)\n" : " threads)\n");
     if (res.checked) {
       os << "check: relative L2 error against the float64 reference (attnc <= 2x naive "
          << dtypeName << ")\n";
@@ -813,14 +856,16 @@ int main(int argc, char **argv) {
       line("LSE", res.errLse, res.naiveErrLse, res.okLse);
       os << "  fully masked rows: " << res.maskedRows << " of " << res.rows;
       if (res.maskedRows)
-        os << (res.maskedWrong ? ", " + std::to_string(res.maskedWrong) + " not O = 0, LSE = -inf: FAIL"
-                               : ", all O = 0, LSE = -inf: ok");
+        os << (res.maskedWrong
+                   ? ", " + std::to_string(res.maskedWrong) + " not O = 0, LSE = -inf: FAIL"
+                   : ", all O = 0, LSE = -inf: ok");
       os << "\n";
       os << "check: " << (res.passed ? "PASS" : "FAIL") << "\n";
     }
     if (res.benched) {
       os << "bench: median of " << res.runs << " runs after a warm-up, " << threads
-         << " threads, " << res.allowedPairs << " allowed pairs per head\n";
+         << (threads == 1 ? " thread, " : " threads, ") << res.allowedPairs
+         << " allowed pairs per head\n";
       auto peak = [&](int64_t bytes) {
         return bytes >= 0 ? std::to_string(bytes) + " bytes (" + humanBytes(bytes) + ")"
                           : std::string("n/a");

@@ -115,6 +115,11 @@ func.func @scale(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tenso
 
 // -----
 
+// expected-error @+1 {{tile block_n must be a power of two in [16, 256], got 8}}
+#bad_tile = #attn.tile<block_m = 64, block_n = 8>
+
+// -----
+
 // expected-error @+1 {{window dilation must be >= 1, got 0}}
 #bad_dilation = #attn.window<left = 4, right = 4, dilation = 0>
 
@@ -198,3 +203,14 @@ func.func @layout_rows(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x64x4x64xbf16>, %v
       : tensor<?x?x4x64xbf16>, tensor<?x64x4x64xbf16>, tensor<?x64x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
   return
 }
+
+// -----
+
+// Tile warps must divide the query rows in 16-row blocks; stages are 2..8.
+// expected-error @+1 {{tile warps must be a power of two with 16 * warps dividing block_m (64), got 8}}
+#bad_warps = #attn.tile<block_m = 64, block_n = 64, warps = 8>
+
+// -----
+
+// expected-error @+1 {{tile stages must be in [2, 8], got 1}}
+#bad_stages = #attn.tile<block_m = 64, block_n = 64, stages = 1>

@@ -35,7 +35,8 @@ def AttnTile : Pass<"attn-tile"> {
     0, from a heuristic by head_dim and dtype: head_dim <= 64 -> 128x128,
     <= 128 -> 128x64, larger -> 64x64 (bf16 and fp16 are both 2-byte types
     and tile alike; the heuristic leaves register pressure and shared memory
-    within an sm_80+ multiprocessor). An existing tile is replaced.
+    within an sm_80+ multiprocessor). GPU warps: 16 query rows each, at most
+    8; two pipeline stages. An existing tile is replaced.
 
     Before:
     ```mlir
@@ -44,7 +45,7 @@ def AttnTile : Pass<"attn-tile"> {
     After (head_dim 128):
     ```mlir
     attn.attention %q, %k, %v mask(#attn.causal) heads(16, 16) scale(0.088)
-        tile(#attn.tile<block_m = 128, block_n = 64>) : ...
+        tile(#attn.tile<block_m = 128, block_n = 64, warps = 8>) : ...
     ```
   }];
   let options = [

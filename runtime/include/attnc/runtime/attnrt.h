@@ -1,10 +1,15 @@
 /*===- attnrt.h - libattnrt, the attnc kernel runtime (C API) -------------===*
  *
  * Loads kernel packages (attnc --emit=package), compiles them for their
- * target (CPU: the system C++ compiler; CUDA: NVRTC, from the CUDA issue on),
+ * target (CPU: the system C++ compiler; CUDA: NVRTC for the current GPU),
  * caches the result on disk and runs it. No MLIR; no exception crosses this
  * API: every call returns a status, and attnrt_last_error() holds a readable
  * message (per thread) naming the argument or file at fault.
+ *
+ * libattnrt links neither libcuda nor libnvrtc: both are dlopen'ed at first
+ * use, so it builds and runs CPU kernels on machines without CUDA; there,
+ * creating a CUDA kernel fails with ATTNRT_ERROR_UNSUPPORTED ("no CUDA driver
+ * (libcuda.so.1 not found)", "no GPU: cuInit failed: ...").
  *
  *===----------------------------------------------------------------------===*/
 
@@ -47,6 +52,8 @@ attnrt_status attnrt_package_from_memory(const char *manifest_json, const char *
 void attnrt_package_free(attnrt_package *package);
 /* The package's canonical spec JSON (owned by the package). */
 const char *attnrt_package_spec_json(const attnrt_package *package);
+/* The package's target: "cpu" or "cuda" (a static string; "" for NULL). */
+const char *attnrt_package_target(const attnrt_package *package);
 
 typedef struct attnrt_compile_options {
   const char *cache_dir; /* NULL: ATTNC_CACHE_DIR, $XDG_CACHE_HOME/attnc, ~/.cache/attnc */
@@ -56,7 +63,18 @@ typedef struct attnrt_compile_options {
 
 /* Compiles (or loads from the disk cache) the package's kernel. `options`
  * may be NULL. A compile failure returns ATTNRT_ERROR_COMPILE with the
- * compiler's log, and caches nothing. */
+ * compiler's log, and caches nothing.
+ *
+ * CUDA packages: the kernel is loaded into the calling thread's current
+ * context (cudaSetDevice, torch.cuda.set_device) if it has one, else into
+ * device 0's primary context, and compiled by NVRTC for that device's
+ * architecture (sm_XY from its compute capability); the cache key adds the
+ * architecture and the NVRTC version. On an NVRTC failure the message holds
+ * the log and the path of a temporary file with the source and its line
+ * numbers (ATTNC_DUMP_SOURCE=1 dumps every compiled source and names the file
+ * on stderr). No driver or no GPU: ATTNRT_ERROR_UNSUPPORTED. A launch size
+ * the device cannot run (launch.shared_bytes above its opt-in limit):
+ * ATTNRT_ERROR_UNSUPPORTED. `options->cxx` is ignored. */
 attnrt_status attnrt_kernel_create(const attnrt_package *package,
                                    const attnrt_compile_options *options, attnrt_kernel **out);
 void attnrt_kernel_free(attnrt_kernel *kernel);
@@ -66,14 +84,66 @@ int32_t attnrt_kernel_from_cache(const attnrt_kernel *kernel);
 
 /* Runs the forward pass. Tensors are [B, N, H, D] (LSE [B, Hq, Nq], float32),
  * any strides with the last dimension contiguous. `global_tokens` is the
- * launch-time token list of a runtime global mask (NULL and 0 otherwise).
- * `num_threads` <= 0 means all hardware threads. Validates every argument
- * before running. */
+ * launch-time token list of a runtime global mask (NULL and 0 otherwise),
+ * in host memory for both targets. `num_threads` <= 0 means all hardware
+ * threads (CPU kernels; CUDA kernels ignore it). Validates every argument
+ * before running.
+ *
+ * CUDA kernels: attnrt_forward_async on the default stream, then waits for
+ * it; a failure on the GPU is ATTNRT_ERROR_KERNEL with the driver's error. */
 attnrt_status attnrt_forward(attnrt_kernel *kernel, const attnc_tensor_view *q,
                              const attnc_tensor_view *k, const attnc_tensor_view *v,
                              attnc_tensor_view *o, attnc_tensor_view *lse,
                              const int64_t *global_tokens, int64_t num_global_tokens,
                              int32_t num_threads);
+
+/* attnrt_forward, enqueued on `stream` (a CUstream or cudaStream_t of the
+ * kernel's context; NULL: the default stream) without waiting: the tensors
+ * must stay alive until the stream reaches the launch. CPU kernels run to
+ * completion on the calling thread and ignore `stream`.
+ *
+ * CUDA kernels validate, besides attnrt_forward's checks: q, k, v, o and lse
+ * data are device memory (cudaMalloc, cuMemAlloc, managed memory; a host
+ * pointer is named: "q: host pointer given, expected device memory
+ * (cudaMalloc)") and 16-byte aligned; the strides of q, k, v and o other than
+ * the last (which is 1) are multiples of 8 elements (16 bytes, one vector
+ * load); batch and heads.query fit the grid (at most 65535). Schedule tables
+ * ("table" packages) are built on the host and copied to the device once
+ * per (seq_len.q, seq_len.kv, token list), then kept with the kernel (the
+ * last 8); that first launch waits for the copy. */
+attnrt_status attnrt_forward_async(attnrt_kernel *kernel, const attnc_tensor_view *q,
+                                   const attnc_tensor_view *k, const attnc_tensor_view *v,
+                                   attnc_tensor_view *o, attnc_tensor_view *lse,
+                                   const int64_t *global_tokens, int64_t num_global_tokens,
+                                   int32_t num_threads, void *stream);
+
+/* What NVRTC and ptxas report for the entry point of a CUDA package built for
+ * one architecture (attnrt_nvrtc_check). Local memory per thread: the stack
+ * frame, and of it the bytes register spills store and load; generated
+ * kernels are expected to have none. */
+typedef struct attnrt_nvrtc_report {
+  char arch[16];                    /* "sm_90" */
+  int32_t nvrtc_major, nvrtc_minor; /* NVRTC's version */
+  int32_t registers;                /* per thread */
+  int64_t stack_frame_bytes;        /* local memory per thread */
+  int64_t spill_store_bytes;        /* register spill stores to local memory */
+  int64_t spill_load_bytes;         /* register spill loads from local memory */
+  int64_t cubin_bytes;              /* size of the compiled cubin */
+} attnrt_nvrtc_report;
+
+/* Compiles a CUDA package's source with NVRTC for `arch` ("sm_80", "sm_90",
+ * "sm_90a", ...; NULL: the current GPU's) with the options kernel creation
+ * uses plus ptxas's verbose report (--ptxas-options=-v), and reads the
+ * entry's registers and local memory from that report. Needs libnvrtc, but
+ * no GPU and no driver (unless `arch` is NULL). Never caches; each check's
+ * code is made unique so that no JIT cache answers in ptxas's place. This is
+ * how CI checks that every CUDA kernel compiles for sm_80 and sm_90 without
+ * spills. Errors: ATTNRT_ERROR_COMPILE as attnrt_kernel_create (log, dumped
+ * source); ATTNRT_ERROR_PACKAGE if the cubin has no entry point;
+ * ATTNRT_ERROR_INVALID_ARGUMENT for a CPU package or a malformed arch;
+ * ATTNRT_ERROR_UNSUPPORTED without NVRTC. */
+attnrt_status attnrt_nvrtc_check(const attnrt_package *package, const char *arch,
+                                 attnrt_nvrtc_report *out);
 
 #ifdef __cplusplus
 }

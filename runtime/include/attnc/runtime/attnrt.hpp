@@ -9,6 +9,7 @@
 //   auto kernel = attnrt::Kernel::create(*package);
 //   ...
 //   attnrt::Status s = kernel->forward(q, k, v, o, lse);
+//   attnrt::Status s = kernel->forwardAsync(q, k, v, o, lse, stream); // CUDA
 //
 //===----------------------------------------------------------------------===//
 
@@ -113,6 +114,20 @@ public:
 
   /// The package's canonical spec JSON.
   const char *specJson() const { return attnrt_package_spec_json(handle_.get()); }
+  /// "cpu" or "cuda".
+  std::string target() const { return attnrt_package_target(handle_.get()); }
+
+  /// Compiles a CUDA package with NVRTC for `arch` ("sm_90"; empty: the
+  /// current GPU's) and reports the entry's registers and local memory
+  /// (attnrt_nvrtc_check). Needs no GPU for a named arch.
+  Expected<attnrt_nvrtc_report> nvrtcCheck(const std::string &arch) const {
+    attnrt_nvrtc_report report{};
+    attnrt_status code =
+        attnrt_nvrtc_check(handle_.get(), arch.empty() ? nullptr : arch.c_str(), &report);
+    if (code != ATTNRT_OK)
+      return Status::fromCall(code);
+    return report;
+  }
   const attnrt_package *get() const { return handle_.get(); }
 
 private:
@@ -148,6 +163,18 @@ public:
     return Status::fromCall(attnrt_forward(handle_.get(), &q, &k, &v, &o, &lse,
                                            globalTokens.empty() ? nullptr : globalTokens.data(),
                                            static_cast<int64_t>(globalTokens.size()), numThreads));
+  }
+
+  /// Enqueues the forward pass on a CUDA stream (attnrt_forward_async;
+  /// `stream` is a CUstream or cudaStream_t, null for the default stream)
+  /// without waiting. CPU kernels run to completion and ignore `stream`.
+  Status forwardAsync(const attnc_tensor_view &q, const attnc_tensor_view &k,
+                      const attnc_tensor_view &v, attnc_tensor_view &o, attnc_tensor_view &lse,
+                      void *stream, const std::vector<int64_t> &globalTokens = {},
+                      int32_t numThreads = 0) {
+    return Status::fromCall(attnrt_forward_async(
+        handle_.get(), &q, &k, &v, &o, &lse, globalTokens.empty() ? nullptr : globalTokens.data(),
+        static_cast<int64_t>(globalTokens.size()), numThreads, stream));
   }
 
   attnrt_kernel *get() const { return handle_.get(); }

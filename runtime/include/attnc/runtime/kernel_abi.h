@@ -1,8 +1,10 @@
 /*===- kernel_abi.h - The ABI between libattnrt and generated kernels -----===*
  *
- * Plain C, shared by the runtime and every generated CPU kernel (the runtime
- * writes this header next to the source it compiles). A kernel package's
- * manifest records ATTNC_KERNEL_ABI_VERSION; the runtime refuses others.
+ * Plain C, shared by the runtime and every generated kernel: the runtime
+ * writes it next to a CPU kernel's source and hands it to NVRTC as an
+ * in-memory header for CUDA kernels (with a "stdint.h" that includes
+ * <cuda/std/cstdint>, NVRTC having none). A kernel package's manifest records
+ * ATTNC_KERNEL_ABI_VERSION; the runtime refuses others.
  *
  * Semantics (ARCHITECTURE.md): Q [B, Nq, Hq, D], K and V [B, Nk, Hkv, D], O
  * like Q, LSE [B, Hq, Nq] float32 (natural log). Query head h reads kv head
@@ -53,7 +55,8 @@ typedef struct attnc_schedule_table {
   int64_t words_per_row;      /* ceil(BLOCK_N / 64) */
 } attnc_schedule_table;
 
-/* Everything a forward kernel launch needs. */
+/* Everything a forward kernel launch needs. For CUDA kernels every pointer
+ * (tensor data, schedule table) is device memory. */
 typedef struct attnc_forward_args {
   attnc_tensor_view q, k, v; /* inputs, dtype of the spec */
   attnc_tensor_view o;       /* output, dtype of the spec */
@@ -61,12 +64,20 @@ typedef struct attnc_forward_args {
   int64_t batch, nq, nk;
   /* Banded masks need nothing more; other masks read the table. */
   attnc_schedule_table schedule;
-  int32_t num_threads; /* CPU worker threads (>= 1) */
+  int32_t num_threads; /* CPU: worker threads (>= 1); CUDA: threads per block */
 } attnc_forward_args;
 
 /* The entry point every CPU kernel exports: returns 0 on success. */
 typedef int (*attnc_forward_fn)(const attnc_forward_args *args);
 #define ATTNC_FORWARD_SYMBOL "attnc_forward"
+
+/* The entry point every CUDA kernel defines,
+ *   extern "C" __global__ void
+ *   attnc_forward_kernel(const __grid_constant__ attnc_forward_args args);
+ * launched on a grid of (ceil(nq / BLOCK_M), Hq, batch) blocks (x: query
+ * tile, y: query head, z: batch) of the manifest's launch.threads_per_block
+ * threads with launch.shared_bytes of dynamic shared memory. */
+#define ATTNC_CUDA_FORWARD_SYMBOL "attnc_forward_kernel"
 
 #ifdef __cplusplus
 }

@@ -169,11 +169,15 @@ def Attn_TileAttr : AttrDef<Attn_Dialect, "Tile"> {
   let mnemonic = "tile";
   let summary = "The tile configuration of a flash loop";
   let description = [{
-    BLOCK_M query rows by BLOCK_N keys per step of the flash loop (warps and
-    pipeline stages join later). Powers of two from 16 to 256.
-    Example: `#attn.tile<block_m = 128, block_n = 64>`
+    BLOCK_M query rows by BLOCK_N keys per step of the flash loop (powers of
+    two from 16 to 256); on GPUs, `warps` warps share the BLOCK_M rows (16
+    rows per mma row block) and `stages` kv tiles are in flight. The CPU target
+    reads only the tile sides. Defaults (1 warp, 2 stages) are elided.
+    Example: `#attn.tile<block_m = 128, block_n = 64, warps = 8>`
   }];
-  let parameters = (ins "int64_t":$block_m, "int64_t":$block_n);
+  let parameters = (ins "int64_t":$block_m, "int64_t":$block_n,
+                        DefaultValuedParameter<"int64_t", "1">:$warps,
+                        DefaultValuedParameter<"int64_t", "2">:$stages);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

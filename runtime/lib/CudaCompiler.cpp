@@ -1,0 +1,294 @@
+//===- CudaCompiler.cpp - CUDA kernels: compile, cache, load --------------===//
+//
+// The cache key hashes the source, the NVRTC options (the architecture and
+// the include path among them), the target, the architecture, the NVRTC
+// version, the attnc version, the entry point and every in-memory header
+// (names and texts), so that any change to what NVRTC sees is a new key.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaCompiler.h"
+
+#include "DiskCache.h"
+#include "Error.h"
+#include "Files.h"
+#include "Nvrtc.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <random>
+#include <unistd.h>
+
+namespace attnc::runtime {
+
+namespace {
+
+using namespace cuda;
+
+/// The driver, or ATTNRT_ERROR_UNSUPPORTED naming the kernel and why there is none.
+const Driver &requireDriver(const PackageData &package) {
+  std::string problem;
+  const Driver *driver = loadDriver(problem);
+  if (!driver)
+    fail(ATTNRT_ERROR_UNSUPPORTED,
+         problem + ": cannot run CUDA kernel \"" + package.name + "\" on this machine");
+  return *driver;
+}
+
+/// Fails with `status` and "WHAT: CUDA_ERROR_X (...)" unless `result` is success.
+void check(const Driver &driver, CUresult result, attnrt_status status, const std::string &what) {
+  if (result != CUDA_SUCCESS)
+    fail(status, what + ": " + resultText(driver, result));
+}
+
+/// The device of the calling thread's current context, else device 0;
+/// `current` is that context (null if none).
+CUdevice currentDevice(const Driver &d, CUcontext &current) {
+  check(d, d.cuCtxGetCurrent(&current), ATTNRT_ERROR_KERNEL, "cuCtxGetCurrent");
+  CUdevice device = 0;
+  if (current)
+    check(d, d.cuCtxGetDevice(&device), ATTNRT_ERROR_KERNEL,
+          "cuCtxGetDevice (the current context's device)");
+  else
+    check(d, d.cuDeviceGet(&device, 0), ATTNRT_ERROR_UNSUPPORTED, "no GPU: cuDeviceGet(0)");
+  return device;
+}
+
+/// The module's context: the current one if it is not a primary context
+/// (created by the caller), else the device's primary context, retained.
+void selectContext(CudaModule &m) {
+  const Driver &d = m.driver;
+  CUcontext current = nullptr;
+  m.device = currentDevice(d, current);
+  CUcontext primary = nullptr;
+  check(d, d.cuDevicePrimaryCtxRetain(&primary, m.device), ATTNRT_ERROR_KERNEL,
+        "cuDevicePrimaryCtxRetain (device " + std::to_string(m.device) + ")");
+  if (current && current != primary) {
+    d.cuDevicePrimaryCtxRelease(m.device);
+    m.context = current;
+    return;
+  }
+  m.context = primary;
+  m.retainedPrimary = true;
+}
+
+/// "sm_XY" from the device's compute capability X.Y.
+std::string deviceArch(const Driver &d, CUdevice device) {
+  int major = 0, minor = 0;
+  check(d, d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device),
+        ATTNRT_ERROR_KERNEL, "cuDeviceGetAttribute (compute capability)");
+  check(d, d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device),
+        ATTNRT_ERROR_KERNEL, "cuDeviceGetAttribute (compute capability)");
+  return "sm_" + std::to_string(major) + std::to_string(minor);
+}
+
+/// Loads `cubin` into the module's context and finds the entry point;
+/// returns "" or why the driver refused the image. An image without the
+/// entry point is the package's fault: ATTNRT_ERROR_PACKAGE.
+std::string loadModule(CudaModule &m, std::string_view cubin, const PackageData &package) {
+  const Driver &d = m.driver;
+  CUmodule module = nullptr;
+  if (CUresult result = d.cuModuleLoadData(&module, cubin.data()))
+    return "cuModuleLoadData: " + resultText(d, result);
+  CUfunction function = nullptr;
+  if (CUresult result = d.cuModuleGetFunction(&function, module, package.entry.c_str())) {
+    d.cuModuleUnload(module);
+    fail(ATTNRT_ERROR_PACKAGE, package.sourceFile + ": the compiled kernel has no entry point " +
+                                   package.entry + " (" + resultText(d, result) +
+                                   "); CUDA kernels define extern \"C\" __global__ void " +
+                                   package.entry + "(const __grid_constant__ attnc_forward_args)");
+  }
+  m.module = module;
+  m.function = function;
+  return "";
+}
+
+/// Fails unless the device gives a block launch.shared_bytes of shared memory.
+void checkSharedMemory(const CudaModule &m, const PackageData &package) {
+  const Driver &d = m.driver;
+  int optIn = 0;
+  check(d,
+        d.cuDeviceGetAttribute(&optIn, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                               m.device),
+        ATTNRT_ERROR_KERNEL, "cuDeviceGetAttribute (shared memory per block)");
+  if (package.sharedBytes > optIn)
+    fail(ATTNRT_ERROR_UNSUPPORTED,
+         "kernel \"" + package.name + "\" needs " + std::to_string(package.sharedBytes) +
+             " bytes of shared memory per block (launch.shared_bytes), but this GPU (" + m.arch +
+             ") allows at most " + std::to_string(optIn));
+}
+
+/// Opts the entry in to launch.shared_bytes of dynamic shared memory when
+/// that is above the 48 KiB every kernel gets.
+void optInSharedMemory(const CudaModule &m, const PackageData &package) {
+  if (package.sharedBytes <= kDefaultDynamicSharedBytes)
+    return;
+  const Driver &d = m.driver;
+  check(d,
+        d.cuFuncSetAttribute(m.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                             static_cast<int>(package.sharedBytes)),
+        ATTNRT_ERROR_UNSUPPORTED,
+        "kernel \"" + package.name + "\": cuFuncSetAttribute (" +
+            std::to_string(package.sharedBytes) + " bytes of dynamic shared memory)");
+}
+
+/// A definition no other compile has ever seen. With a driver present,
+/// NVRTC answers a PTX it has compiled before from the driver's JIT cache
+/// (~/.nv/ComputeCache) without running ptxas, and so without ptxas's
+/// report; appended to the source, this makes every check's PTX new.
+std::string uniqueDefinition() {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t process = (static_cast<uint64_t>(std::random_device{}()) << 32) ^
+                                  std::random_device{}() ^ static_cast<uint64_t>(::getpid());
+  char name[64];
+  std::snprintf(name, sizeof name, "attnrt_nvrtc_check_%016llx_%llu",
+                static_cast<unsigned long long>(process),
+                static_cast<unsigned long long>(counter++));
+  return std::string("// Appended by attnrt_nvrtc_check: new PTX, so that ptxas reports.\n"
+                     "extern \"C\" __device__ unsigned ") +
+         name + " = 0;\n";
+}
+
+/// The options joined by blanks (the key's text of them).
+std::string joined(const std::vector<std::string> &options) {
+  std::string text;
+  for (const std::string &option : options)
+    text += option + " ";
+  return text;
+}
+
+} // namespace
+
+CudaModule::~CudaModule() {
+  if (!context)
+    return;
+  // Launches still in flight may read the module: let them finish first.
+  CUcontext previous = nullptr;
+  driver.cuCtxGetCurrent(&previous);
+  driver.cuCtxSetCurrent(context);
+  driver.cuCtxSynchronize();
+  if (module)
+    driver.cuModuleUnload(module);
+  driver.cuCtxSetCurrent(previous);
+  if (retainedPrimary)
+    driver.cuDevicePrimaryCtxRelease(device);
+}
+
+std::unique_ptr<CudaModule> loadCudaKernel(const PackageData &package,
+                                           const attnrt_compile_options *options) {
+  const bool verbose = options && options->verbose;
+  auto m = std::make_unique<CudaModule>(requireDriver(package));
+  selectContext(*m);
+  ContextGuard guard(m->driver, m->context);
+  m->arch = deviceArch(m->driver, m->device);
+  checkSharedMemory(*m, package);
+
+  const std::vector<std::string> nvrtcOptions = nvrtc::options(m->arch);
+  const std::string nvrtcVersion = nvrtc::version();
+  const std::string flags = joined(nvrtcOptions);
+  std::vector<std::string_view> keyParts = {package.source, flags,         "cuda",       m->arch,
+                                            nvrtcVersion,   ATTNC_VERSION, package.entry};
+  for (std::string_view part : nvrtc::headerKeyParts())
+    keyParts.push_back(part);
+  const uint64_t key = cacheKey(keyParts);
+  std::string archTag = m->arch;
+  archTag.erase(archTag.find('_'), 1);
+  const std::string fileName = entryFileName(package.name, "cuda-" + archTag, key, ".cubin");
+
+  const std::string dir = resolveCacheDir(options ? options->cache_dir : nullptr);
+  const std::string unusable = dir.empty()
+                                   ? "no cache directory: set ATTNC_CACHE_DIR, XDG_CACHE_HOME "
+                                     "or HOME"
+                                   : prepareCacheDir(dir);
+  const std::string entry = dir + "/" + fileName;
+  if (unusable.empty()) {
+    std::string bytes, problem;
+    int err = readFile(entry, bytes);
+    if (err == 0) {
+      std::string corruption = checkEntry(bytes);
+      problem = corruption.empty() ? "" : "corrupt: " + corruption;
+      if (problem.empty()) {
+        std::string refused = loadModule(*m, entryObject(bytes), package);
+        if (refused.empty()) {
+          m->fromCache = true;
+          if (verbose)
+            note("cache hit: " + entry);
+          optInSharedMemory(*m, package);
+          return m;
+        }
+        problem = "cannot be loaded: " + refused;
+      }
+    } else if (err != ENOENT) {
+      problem = "cannot be read: " + errorText(err);
+    }
+    if (!problem.empty())
+      warnOnce("entry:" + entry, "cache entry " + entry + " " + problem + "; rebuilding it");
+    else if (verbose)
+      note("cache miss: " + entry);
+  } else {
+    warnOnce("dir:" + dir, "cache directory \"" + dir + "\" is not usable (" + unusable +
+                               "); compiling in memory, nothing is cached");
+  }
+
+  nvrtc::Build build = nvrtc::compile(package, nvrtcOptions, verbose);
+  if (unusable.empty()) {
+    std::string failure = publishEntry(dir, fileName, sealEntry(build.cubin));
+    if (failure.empty()) {
+      if (verbose)
+        note("cached " + entry);
+    } else {
+      warnOnce("write:" + dir,
+               "cannot write to the kernel cache (" + failure + "); running from memory");
+    }
+  }
+  std::string refused = loadModule(*m, build.cubin, package);
+  if (!refused.empty())
+    fail(ATTNRT_ERROR_COMPILE, package.sourceFile + ": the kernel NVRTC compiled for " + m->arch +
+                                   " cannot be loaded: " + refused);
+  optInSharedMemory(*m, package);
+  return m;
+}
+
+attnrt_nvrtc_report nvrtcCheck(const PackageData &package, const char *arch) {
+  if (package.target != Target::Cuda)
+    fail(ATTNRT_ERROR_INVALID_ARGUMENT,
+         "package: attnrt_nvrtc_check compiles CUDA packages; kernel \"" + package.name +
+             "\" targets cpu");
+  std::string target;
+  if (arch) {
+    target = arch;
+    if (!nvrtc::isRealArch(target))
+      fail(ATTNRT_ERROR_INVALID_ARGUMENT,
+           "arch: expected a GPU architecture sm_XY (\"sm_80\", \"sm_90\", \"sm_90a\"), got \"" +
+               target + "\"");
+  } else {
+    const Driver &d = requireDriver(package);
+    CUcontext current = nullptr;
+    target = deviceArch(d, currentDevice(d, current));
+  }
+  std::vector<std::string> options = nvrtc::options(target);
+  options.push_back("--ptxas-options=-v");
+  nvrtc::Build build = nvrtc::compile(package, options, false, uniqueDefinition());
+  nvrtc::EntryInfo info;
+  if (!nvrtc::readEntryInfo(build.log, package.entry, info))
+    fail(ATTNRT_ERROR_PACKAGE,
+         package.sourceFile + ": the kernel NVRTC compiled for " + target + " has no entry point " +
+             package.entry + "; CUDA kernels define extern \"C\" __global__ void " + package.entry +
+             "(const __grid_constant__ attnc_forward_args); NVRTC's log:\n" +
+             build.log.substr(0, 4096));
+
+  attnrt_nvrtc_report report{};
+  std::snprintf(report.arch, sizeof report.arch, "%s", target.c_str());
+  const std::string version = nvrtc::version();
+  report.nvrtc_major = std::stoi(version);
+  report.nvrtc_minor = std::stoi(version.substr(version.find('.') + 1));
+  report.registers = info.registers;
+  report.stack_frame_bytes = info.stackFrameBytes;
+  report.spill_store_bytes = info.spillStoreBytes;
+  report.spill_load_bytes = info.spillLoadBytes;
+  report.cubin_bytes = static_cast<int64_t>(build.cubin.size());
+  return report;
+}
+
+} // namespace attnc::runtime

@@ -1,0 +1,57 @@
+//===- CudaCompiler.h - CUDA kernels: compile, cache, load ------*- C++ -*-===//
+//
+// Turns a CUDA package's source into a loaded module: the device is the one
+// of the calling thread's current context, else device 0 (its primary
+// context); its compute capability picks the architecture; a cache hit hands
+// the cached cubin to cuModuleLoadData, a miss compiles it with NVRTC and
+// publishes it. The disk cache is the CPU target's (DiskCache.h): same
+// directory, same sealed entries, `<name>-cuda-sm90-<key>.cubin`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_LIB_CUDACOMPILER_H
+#define ATTNC_RUNTIME_LIB_CUDACOMPILER_H
+
+#include "CudaDriver.h"
+#include "Package.h"
+
+#include "attnc/runtime/attnrt.h"
+
+#include <memory>
+
+namespace attnc::runtime {
+
+/// A CUDA kernel loaded into a context. Owns the module and, when it took
+/// one, a reference to the device's primary context; unloads and releases
+/// them when destroyed (after the context's work is done).
+class CudaModule {
+public:
+  explicit CudaModule(const cuda::Driver &driver) : driver(driver) {}
+  ~CudaModule();
+  CudaModule(const CudaModule &) = delete;
+  CudaModule &operator=(const CudaModule &) = delete;
+
+  const cuda::Driver &driver;
+  cuda::CUdevice device = 0;
+  cuda::CUcontext context = nullptr;
+  bool retainedPrimary = false; ///< context is device's primary context, retained by us
+  cuda::CUmodule module = nullptr;
+  cuda::CUfunction function = nullptr; ///< the entry point
+  std::string arch;                    ///< "sm_90"
+  bool fromCache = false;              ///< loaded from an existing cache entry
+};
+
+/// Compiles or loads the package's CUDA kernel. `options` may be null (its
+/// `cxx` is ignored). Throws Error: ATTNRT_ERROR_UNSUPPORTED without a driver
+/// or a GPU, or when the device cannot give launch.shared_bytes;
+/// ATTNRT_ERROR_COMPILE with NVRTC's log when it fails.
+std::unique_ptr<CudaModule> loadCudaKernel(const PackageData &package,
+                                           const attnrt_compile_options *options);
+
+/// attnrt_nvrtc_check: compiles the package for `arch` (null: the current
+/// GPU's) with ptxas's verbose report and reads the entry's figures. Throws Error.
+attnrt_nvrtc_report nvrtcCheck(const PackageData &package, const char *arch);
+
+} // namespace attnc::runtime
+
+#endif // ATTNC_RUNTIME_LIB_CUDACOMPILER_H
