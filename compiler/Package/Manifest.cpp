@@ -48,7 +48,8 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
   m["spec"] = specJson;
   m["spec_hash"] = hashString(specJson.dump());
   m["source"] = {{"file", info.sourceFileName}, {"hash", hashString(info.source)}};
-  m["entry"] = "attnc_forward";
+  bool cuda = info.target == "cuda";
+  m["entry"] = cuda ? "attnc_forward_kernel" : "attnc_forward";
   m["dtype"] = dtype;
   m["head_dim"] = s.headDim;
   m["heads"] = {{"query", s.queryHeads}, {"kv", s.kvHeads}};
@@ -62,8 +63,14 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
   else
     m["schedule"] = {{"kind", "table"}};
   m["runtime_global_tokens"] = runtimeTokens;
-  m["launch"] = {{"grid", {"batch", "heads.query", "query_tiles"}},
-                 {"query_tiles", "ceil(seq_len.q / tile.block_m)"}};
+  if (cuda)
+    m["launch"] = {{"grid", {"query_tiles", "heads.query", "batch"}},
+                   {"query_tiles", "ceil(seq_len.q / tile.block_m)"},
+                   {"threads_per_block", info.threadsPerBlock},
+                   {"shared_bytes", info.sharedBytes}};
+  else
+    m["launch"] = {{"grid", {"batch", "heads.query", "query_tiles"}},
+                   {"query_tiles", "ceil(seq_len.q / tile.block_m)"}};
   m["arguments"] = {
       tensor("q", dim(s.seqLenQ, "seq_len.q"), s.queryHeads, dtype),
       tensor("k", dim(s.seqLenKV, "seq_len.kv"), s.kvHeads, dtype),

@@ -45,7 +45,8 @@ constexpr EmitKind kEmitKinds[] = {
     {"tiled", "after attn-canonicalize-mask, attn-tile and attn-classify-blocks"},
     {"loops", "the flash loop, after attn-lower-to-loops and attn-prepare-for-emission"},
     {"cpp", "the CPU kernel's C++ source"},
-    {"package", "a kernel package: -o DIR gets manifest.json and the source"},
+    {"cuda", "the CUDA kernel's source (for NVRTC and nvcc, sm_80 and later)"},
+    {"package", "a kernel package for --target: -o DIR gets manifest.json and the source"},
     {"report", "what the mask costs: pairs, tiles, FLOPs, memory, time (--json for JSON)"},
     {"svg", "a picture of the mask and its tiles (SVG)"},
     {"png", "the same picture as PNG (rendered with librsvg)"},
@@ -84,6 +85,10 @@ cl::opt<std::string> seqLenFlag("seq-len",
                                          "launch time (NKV defaults to NQ); must agree with the "
                                          "spec's seq_len when it has one"),
                                 cl::value_desc("NQ[,NKV]"), cl::cat(attncCategory));
+cl::opt<std::string> targetFlag("target",
+                                cl::desc("--emit=package: the kernel's target, cpu (default) or "
+                                         "cuda"),
+                                cl::value_desc("TARGET"), cl::init("cpu"), cl::cat(attncCategory));
 cl::opt<bool> jsonFlag("json", cl::desc("--emit=report: write JSON instead of text"),
                        cl::cat(attncCategory));
 cl::opt<int64_t> batchFlag("batch", cl::desc("--emit=report: batch size counted (default 1)"),
@@ -217,14 +222,18 @@ int main(int argc, char **argv) {
   if (std::string error = applySeqLen(s); !error.empty())
     return fail(error);
 
-  if (kind == "cpp" || kind == "package") {
-    CompileResult compiled = compileSpec(s, CompileOptions{pipeline.blockM, pipeline.blockN});
+  if (kind == "cpp" || kind == "cuda" || kind == "package") {
+    if (targetFlag != "cpu" && targetFlag != "cuda")
+      return fail("--target=" + targetFlag + ": unknown target; valid targets: cpu, cuda");
+    std::string target = kind == "package" ? std::string(targetFlag) : kind == "cuda" ? "cuda" : "cpu";
+    CompileResult compiled =
+        compileSpec(s, CompileOptions{pipeline.blockM, pipeline.blockN, target});
     llvm::errs() << compiled.diagnostics;
     if (!compiled.ok())
       return 1;
     std::string error;
-    bool written = kind == "cpp" ? writeFileAtomically(outputPath, compiled.package->source, error)
-                                 : writePackage(*compiled.package, outputPath, error);
+    bool written = kind == "package" ? writePackage(*compiled.package, outputPath, error)
+                                     : writeFileAtomically(outputPath, compiled.package->source, error);
     if (!written)
       return fail(error);
     return 0;

@@ -47,8 +47,9 @@ std::string boundLiteral(int64_t v) {
 
 class CppPrinter {
 public:
-  CppPrinter(FlashLoopOp loop, llvm::raw_ostream &os)
-      : loop(loop), os(os), asmState(loop->getParentOfType<ModuleOp>()) {}
+  CppPrinter(FlashLoopOp loop, KernelTarget target, llvm::raw_ostream &os)
+      : loop(loop), cuda(target == KernelTarget::Cuda), os(os),
+        asmState(loop->getParentOfType<ModuleOp>()) {}
 
   LogicalResult print(const std::string &banner);
 
@@ -69,8 +70,27 @@ private:
     return out;
   }
 
-  /// `Tile<R, C>`, `Row<R>`, `int64_t` or `bool` for a value's type.
-  static std::string cppType(Type t) {
+  /// `Tile<R, C>`, `Row<R>`, `int64_t` or `bool` for a value's type; on
+  /// CUDA the register tile types by role (QTile, ScoreTile, ProbTile,
+  /// AccTile, RowVec).
+  std::string cppType(Value v) {
+    Type t = v.getType();
+    if (cuda) {
+      auto tensor = dyn_cast<RankedTensorType>(t);
+      if (!tensor)
+        return t.isInteger(1) ? "bool" : "int64_t";
+      if (tensor.getRank() == 1)
+        return "RowVec<Cfg>";
+      Operation *def = v.getDefiningOp();
+      if (isa_and_nonnull<LoadTileOp>(def))
+        return "QTile<Cfg>";
+      if (isa_and_nonnull<Exp2DiffOp>(def))
+        return "ProbTile<Cfg>";
+      return tensor.getDimSize(1) == loop.getQuery().getType().getDimSize(3) &&
+                     !isa_and_nonnull<QKOp, MaskTileOp>(def)
+                 ? "AccTile<Cfg>"
+                 : "ScoreTile<Cfg>";
+    }
     if (auto tensor = dyn_cast<RankedTensorType>(t)) {
       if (tensor.getRank() == 2)
         return "Tile<" + std::to_string(tensor.getDimSize(0)) + ", " +
@@ -94,7 +114,11 @@ private:
   LogicalResult printOp(Operation *op);
   LogicalResult printKvLoop(KvLoopOp op);
 
+  void printCudaPreamble();
+  LogicalResult printCudaKernel();
+
   FlashLoopOp loop;
+  bool cuda;
   llvm::raw_ostream &os;
   AsmState asmState;
   llvm::DenseMap<Value, std::string> aliases;
@@ -113,13 +137,52 @@ LogicalResult CppPrinter::printKvLoop(KvLoopOp op) {
   // The loop-carried state lives in the block arguments' variables; the
   // loop's results are those same variables after the loop.
   for (auto [arg, init] : llvm::zip(body.getArguments().drop_front(2), op.getInitArgs()))
-    os << indent() << cppType(arg.getType()) << " " << name(arg) << " = " << name(init)
+    os << indent() << cppType(arg) << " " << name(arg) << " = " << name(init)
        << ";\n";
   for (auto [result, arg] : llvm::zip(op.getResults(), body.getArguments().drop_front(2)))
     aliases[result] = name(arg);
   std::string kt = name(body.getArgument(0)), partial = name(body.getArgument(1));
 
-  if (auto band = dyn_cast<BandScheduleAttr>(op.getSchedule())) {
+  if (cuda) {
+    // The K load inside the loop names the batch and kv head the pipeline streams.
+    LoadTileOp kLoad;
+    body.walk([&](LoadTileOp load) {
+      if (load.getSource() == loop.getKey())
+        kLoad = load;
+    });
+    LoadTileOp qLoad;
+    loop.getBody().walk([&](LoadTileOp load) {
+      if (load.getSource() == loop.getQuery())
+        qLoad = load;
+    });
+    if (!kLoad || !qLoad)
+      return op.emitOpError("needs the Q load before it and the K load in its body");
+    bool band = isa<BandScheduleAttr>(op.getSchedule());
+    std::string scheduleType = band ? "BandSchedule<BLOCK_M, BLOCK_N>" : "TableSchedule";
+    std::string qt = name(op.getQtile());
+    os << indent()
+       << (band ? "// Closed-form schedule: the band's kv tiles, classified from indices.\n"
+                : "// Table schedule, built by the runtime at launch.\n");
+    os << indent() << "const " << scheduleType << " schedule("
+       << (band ? "kBand, " + qt + ", args.nq, args.nk" : "args.schedule, " + qt) << ");\n";
+    os << indent() << "KvPipeline<Cfg, " << scheduleType << "> kv(schedule, args.k, args.v, "
+       << name(kLoad.getBatch()) << ", " << name(kLoad.getHead()) << ", smem);\n";
+    os << indent() << "loadQFragments<Cfg, decltype(kv)::kGroupsInFlight>(smem.q, SCALE_LOG2, "
+       << name(qLoad) << ");\n";
+    if (band) {
+      os << indent() << "for (int64_t " << kt << " = schedule.begin(); schedule.valid(" << kt
+         << "); " << kt << " = schedule.next(" << kt << ")) {\n";
+      ++depth;
+      os << indent() << "const bool " << partial << " = schedule.partial(" << kt << ");\n";
+    } else {
+      os << indent()
+         << "for (int64_t entry = schedule.begin(); schedule.valid(entry); entry = "
+            "schedule.next(entry)) {\n";
+      ++depth;
+      os << indent() << "const int64_t " << kt << " = schedule.kvTile(entry);\n";
+      os << indent() << "const bool " << partial << " = schedule.partial(entry);\n";
+    }
+  } else if (auto band = dyn_cast<BandScheduleAttr>(op.getSchedule())) {
     os << indent() << "// Closed-form schedule: the band's kv tiles, classified from indices.\n";
     os << indent() << "int64_t firstKt = 0, lastKt = -1;\n";
     os << indent() << "bandColumnTiles(kBand, " << name(op.getQtile())
@@ -157,24 +220,39 @@ LogicalResult CppPrinter::printOp(Operation *op) {
     os << in << "const int64_t " << name(div) << " = " << name(div.getLhs()) << " / "
        << name(div.getRhs()) << "; // GQA: the kv head of query head " << name(div.getLhs())
        << "\n";
+  } else if (auto load = dyn_cast<LoadTileOp>(op); load && cuda) {
+    if (load.getSource() == loop.getQuery()) {
+      // The copy starts here; the fragments are loaded after the kv pipeline's prologue.
+      os << in << cppType(load) << " " << name(load)
+         << "; // (BLOCK_M, HEAD_DIM) in registers, staged through smem.q\n";
+      os << in << "loadQTileAsync<Cfg>(args.q, " << name(load.getBatch()) << ", "
+         << name(load.getTile()) << ", " << name(load.getHead()) << ", smem.q);\n";
+    } else if (load.getSource() == loop.getKey()) {
+      os << in << "const KvTiles kv_tile = kv.acquire(); // (BLOCK_N, HEAD_DIM) K and V of tile "
+         << name(load.getTile()) << " in smem\n";
+      aliases[load] = "kv_tile.k";
+    } else {
+      aliases[load] = "kv_tile.v";
+    }
   } else if (auto load = dyn_cast<LoadTileOp>(op)) {
-    os << in << cppType(load.getType()) << " " << name(load) << "; // ("
+    os << in << cppType(load) << " " << name(load) << "; // ("
        << (load.getSource() == loop.getQuery() ? "BLOCK_M" : "BLOCK_N") << ", HEAD_DIM)\n";
     os << in << "loadTile<IS_BF16>(" << tensorArg(load.getSource()) << ", " << name(load.getBatch())
        << ", " << name(load.getTile()) << ", " << name(load.getHead()) << ", "
        << floatLiteral(load.getScale().convertToDouble()) << ", " << name(load) << ");\n";
   } else if (auto fill = dyn_cast<FillOp>(op)) {
-    os << in << cppType(fill.getType()) << " " << name(fill) << ";\n";
-    os << in << "fill(" << name(fill) << ", " << floatLiteral(fill.getValue().convertToDouble())
-       << ");\n";
+    os << in << cppType(fill) << " " << name(fill) << ";\n";
+    double value = fill.getValue().convertToDouble();
+    os << in << "fill(" << name(fill) << ", "
+       << (cuda && std::isinf(value) && value < 0 ? "kNegInf" : floatLiteral(value)) << ");\n";
   } else if (auto kvLoop = dyn_cast<KvLoopOp>(op)) {
     return printKvLoop(kvLoop);
   } else if (auto qkOp = dyn_cast<QKOp>(op)) {
-    os << in << cppType(qkOp.getType()) << " " << name(qkOp) << "; // S = Q K^T\n";
+    os << in << cppType(qkOp) << " " << name(qkOp) << "; // S = Q K^T\n";
     os << in << "qk(" << name(qkOp.getQ()) << ", " << name(qkOp.getK()) << ", " << name(qkOp)
        << ");\n";
   } else if (auto mask = dyn_cast<MaskTileOp>(op)) {
-    os << in << cppType(mask.getType()) << " " << name(mask) << " = " << name(mask.getS())
+    os << in << cppType(mask) << " " << name(mask) << " = " << name(mask.getS())
        << "; // -inf where the mask forbids\n";
     if (mask.getForm() == "band")
       os << in << "maskBand(" << name(mask) << ", kBand, " << name(mask.getQtile()) << ", "
@@ -185,23 +263,23 @@ LogicalResult CppPrinter::printOp(Operation *op) {
     else
       return mask.emitOpError("has no form: run attn-prepare-for-emission first");
   } else if (auto rm = dyn_cast<RowMaxOp>(op)) {
-    os << in << cppType(rm.getType()) << " " << name(rm) << "; // m_new = max(m, rowmax S)\n";
+    os << in << cppType(rm) << " " << name(rm) << "; // m_new = max(m, rowmax S)\n";
     os << in << "rowMax(" << name(rm.getS()) << ", " << name(rm.getM()) << ", " << name(rm)
        << ");\n";
   } else if (auto e = dyn_cast<Exp2DiffOp>(op)) {
-    os << in << cppType(e.getType()) << " " << name(e) << "; // P = exp2(S - m_new)\n";
+    os << in << cppType(e) << " " << name(e) << "; // P = exp2(S - m_new)\n";
     os << in << "exp2Diff(" << name(e.getS()) << ", " << name(e.getM()) << ", " << name(e)
        << ");\n";
   } else if (auto r = dyn_cast<RescaleOp>(op)) {
-    os << in << cppType(r.getType()) << " " << name(r) << "; // alpha = exp2(m - m_new)\n";
+    os << in << cppType(r) << " " << name(r) << "; // alpha = exp2(m - m_new)\n";
     os << in << "rescale(" << name(r.getMOld()) << ", " << name(r.getMNew()) << ", " << name(r)
        << ");\n";
   } else if (auto rs = dyn_cast<RowSumUpdateOp>(op)) {
-    os << in << cppType(rs.getType()) << " " << name(rs) << "; // l = alpha * l + rowsum P\n";
+    os << in << cppType(rs) << " " << name(rs) << "; // l = alpha * l + rowsum P\n";
     os << in << "rowSumUpdate(" << name(rs.getL()) << ", " << name(rs.getAlpha()) << ", "
        << name(rs.getP()) << ", " << name(rs) << ");\n";
   } else if (auto pv = dyn_cast<PVUpdateOp>(op)) {
-    os << in << cppType(pv.getType()) << " " << name(pv) << "; // O = alpha * O + P V\n";
+    os << in << cppType(pv) << " " << name(pv) << "; // O = alpha * O + P V\n";
     os << in << "pvUpdate(" << name(pv.getAcc()) << ", " << name(pv.getAlpha()) << ", "
        << name(pv.getP()) << ", " << name(pv.getV()) << ", " << name(pv) << ");\n";
   } else if (auto y = dyn_cast<YieldOp>(op)) {
@@ -210,8 +288,8 @@ LogicalResult CppPrinter::printOp(Operation *op) {
          llvm::zip(kvLoop.getBody().front().getArguments().drop_front(2), y.getValues()))
       os << in << name(arg) << " = " << name(value) << ";\n";
   } else if (auto fin = dyn_cast<FinalizeOp>(op)) {
-    os << in << cppType(fin.getOutput().getType()) << " " << name(fin.getOutput()) << ";\n";
-    os << in << cppType(fin.getLse().getType()) << " " << name(fin.getLse())
+    os << in << cppType(fin.getOutput()) << " " << name(fin.getOutput()) << ";\n";
+    os << in << cppType(fin.getLse()) << " " << name(fin.getLse())
        << "; // O = acc / l, LSE = (m + log2 l) ln 2; O = 0, LSE = -inf if l = 0\n";
     os << in << "finalize(" << name(fin.getM()) << ", " << name(fin.getL()) << ", "
        << name(fin.getAcc()) << ", " << name(fin.getOutput()) << ", " << name(fin.getLse())
@@ -220,8 +298,12 @@ LogicalResult CppPrinter::printOp(Operation *op) {
     Block &body = loop.getBody().front();
     std::string b = name(body.getArgument(0)), h = name(body.getArgument(1)),
                 qt = name(body.getArgument(2));
-    os << in << "storeTile<IS_BF16>(args.o, " << b << ", " << qt << ", " << h << ", "
-       << name(ty.getOutput()) << ");\n";
+    if (cuda)
+      os << in << "storeTile(args.o, " << b << ", " << qt << ", " << h << ", "
+         << name(ty.getOutput()) << ", smem.q);\n";
+    else
+      os << in << "storeTile<IS_BF16>(args.o, " << b << ", " << qt << ", " << h << ", "
+         << name(ty.getOutput()) << ");\n";
     os << in << "storeLse(args.lse, " << b << ", " << h << ", " << qt << ", " << name(ty.getLse())
        << ");\n";
   } else {
@@ -230,7 +312,60 @@ LogicalResult CppPrinter::printOp(Operation *op) {
   return success();
 }
 
+LogicalResult CppPrinter::printCudaKernel() {
+  auto qType = loop.getQuery().getType();
+  TileAttr tile = loop.getTile();
+  Block &body = loop.getBody().front();
+  LoadTileOp qLoad;
+  loop.getBody().walk([&](LoadTileOp load) {
+    if (load.getSource() == loop.getQuery())
+      qLoad = load;
+  });
+  if (!qLoad)
+    return loop.emitOpError("has no Q tile load");
+  os << "#include \"attnc_cuda.cuh\"\n#include \"kernel_abi.h\"\n\n";
+  os << "namespace {\n\nusing namespace attnc_cuda;\n\n";
+  os << "constexpr int BLOCK_M = " << tile.getBlockM() << "; // query rows per thread block\n";
+  os << "constexpr int BLOCK_N = " << tile.getBlockN() << "; // keys per kv tile\n";
+  os << "constexpr int NUM_WARPS = " << tile.getWarps() << ";\n";
+  os << "constexpr int STAGES = " << tile.getStages() << "; // kv tiles in flight\n";
+  os << "constexpr int HEAD_DIM = " << qType.getDimSize(3) << ";\n";
+  os << "constexpr int QUERY_HEADS = " << loop.getQueryHeads() << ";\n";
+  os << "constexpr int KV_HEADS = " << loop.getKvHeads() << ";\n";
+  os << "constexpr bool IS_BF16 = " << (qType.getElementType().isBF16() ? "true" : "false")
+     << "; // element type of Q, K, V and O (else fp16)\n";
+  os << "constexpr float SCALE_LOG2 = " << floatLiteral(qLoad.getScale().convertToDouble())
+     << "; // softmax scale times log2(e)\n";
+  if (auto band = dyn_cast<BandScheduleAttr>(loop.getSchedule()))
+    os << "// The mask's closed form: lo <= p - k <= hi and (p - k) % period == 0.\n"
+       << "__device__ constexpr Band kBand = tightenBand(" << boundLiteral(band.getLo()) << ", "
+       << boundLiteral(band.getHi()) << ", " << band.getPeriod() << ");\n";
+  os << "\nusing Cfg = FlashConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;\n";
+  os << "static_assert(sizeof(SharedStorage<Cfg>) == "
+     << cudaSharedBytes(tile.getBlockM(), tile.getBlockN(), qType.getDimSize(3), tile.getStages())
+     << ", \"the manifest's launch.shared_bytes\");\n";
+  os << "\n} // namespace\n\n";
+  os << "/// One grid point of the flash loop: query tile qt of query head h in batch b. Grid "
+        "(query tiles,\n/// QUERY_HEADS, batch), Cfg::kNumThreads threads, "
+        "sizeof(SharedStorage<Cfg>) bytes of dynamic shared memory.\n";
+  os << "extern \"C\" __global__ void __launch_bounds__(Cfg::kNumThreads, 1)\n"
+        "    attnc_forward_kernel(const __grid_constant__ attnc_forward_args args) {\n";
+  os << "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n";
+  os << "  SharedStorage<Cfg> &smem = *reinterpret_cast<SharedStorage<Cfg> *>(attnc_shared);\n";
+  os << "  const int64_t " << name(body.getArgument(2)) << " = queryTileIndex();\n";
+  os << "  const int64_t " << name(body.getArgument(1)) << " = blockIdx.y;\n";
+  os << "  const int64_t " << name(body.getArgument(0)) << " = blockIdx.z;\n";
+  if (failed(printBlock(body)))
+    return failure();
+  os << "}\n";
+  return success();
+}
+
 LogicalResult CppPrinter::print(const std::string &banner) {
+  if (cuda) {
+    os << banner;
+    return printCudaKernel();
+  }
   auto qType = loop.getQuery().getType(), kType = loop.getKey().getType();
   TileAttr tile = loop.getTile();
   auto dim = [](int64_t d) { return ShapedType::isDynamic(d) ? std::string("-1") : std::to_string(d); };
@@ -278,13 +413,25 @@ LogicalResult CppPrinter::print(const std::string &banner) {
 
 } // namespace
 
-LogicalResult emitCpp(ModuleOp module, const std::string &banner, llvm::raw_ostream &os) {
+int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages) {
+  // SharedStorage<Cfg> of attnc_cuda.cuh: Q, then `stages` K and V tiles, each
+  // row padded by one 16-byte chunk (8 elements of 2 bytes).
+  constexpr int64_t kElementBytes = 2, kPadElems = 8;
+  return kElementBytes * (headDim + kPadElems) * (blockM + 2 * stages * blockN);
+}
+
+LogicalResult emitKernel(ModuleOp module, KernelTarget target, const std::string &banner,
+                         llvm::raw_ostream &os) {
   SmallVector<FlashLoopOp> loops;
   module.walk([&](FlashLoopOp op) { loops.push_back(op); });
   if (loops.size() != 1)
-    return module.emitError("emit-cpp needs exactly one attn.flash_loop, found ")
+    return module.emitError("kernel emission needs exactly one attn.flash_loop, found ")
            << loops.size();
-  return CppPrinter(loops.front(), os).print(banner);
+  return CppPrinter(loops.front(), target, os).print(banner);
+}
+
+LogicalResult emitCpp(ModuleOp module, const std::string &banner, llvm::raw_ostream &os) {
+  return emitKernel(module, KernelTarget::Cpu, banner, os);
 }
 
 } // namespace attnc

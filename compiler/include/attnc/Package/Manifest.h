@@ -27,6 +27,9 @@ struct ManifestInfo {
   int64_t blockM = 0, blockN = 0;
   std::optional<mask::Band> band; ///< the closed form, else the schedule is a launch-time table
   int abiVersion = 0;
+  // CUDA launch geometry (target "cuda").
+  int64_t threadsPerBlock = 0;
+  int64_t sharedBytes = 0;
 };
 
 /// The manifest of `spec` compiled as `info` describes, as JSON text.
