@@ -213,6 +213,10 @@ def main():
     for c in args.cases.split(","):
         names += DENSE if c == "dense" else SPARSE if c == "sparse" else [c]
     torch.backends.cuda.matmul.allow_tf32 = False
+    # Every case brings new mask closures: let torch.compile keep them all
+    # (past its default limit it silently falls back to unfused flex_attention).
+    torch._dynamo.config.cache_size_limit = 256
+    torch._dynamo.config.accumulated_cache_size_limit = 4096
     rt = Runtime(args.lib)
     flex = torch.compile(flex_attention, dynamic=False)
     commit_file = os.path.join(args.packages, "COMMIT")
