@@ -24,46 +24,12 @@ std::pair<int64_t, int64_t> heuristicTile(int64_t headDim) {
   return {64, 32};
 }
 
-/// The block size shared by every block-sparse leaf of a mask made only of
-/// block layouts (BlockSparse, BigBird, their unions and intersections), else 0.
-int64_t layoutBlock(const attnc::mask::Mask &m) {
-  using attnc::mask::Kind;
-  switch (m.kind) {
-  case Kind::BlockSparse:
-    return m.block;
-  case Kind::BigBird:
-    return m.bigbird.block;
-  case Kind::Union:
-  case Kind::Intersect: {
-    int64_t block = 0;
-    for (const attnc::mask::Mask &child : m.children) {
-      int64_t b = layoutBlock(child);
-      if (b == 0 || (block != 0 && b != block))
-        return 0;
-      block = b;
-    }
-    return block;
-  }
-  default:
-    return 0;
-  }
-}
-
-/// Block layouts tile best at their block size: a 128-block then costs one
-/// 128x128 step, not four 64x64 ones, and no tile straddles two blocks.
-std::pair<int64_t, int64_t> maskAwareTile(const attnc::mask::Mask &m, int64_t headDim) {
-  int64_t block = layoutBlock(attnc::mask::canonicalize(m));
-  if (headDim <= 128 && block % 128 == 0 && block != 0)
-    return {128, 128};
-  return heuristicTile(headDim);
-}
-
 struct AttnTilePass : public attnc::attn::impl::AttnTileBase<AttnTilePass> {
   using AttnTileBase::AttnTileBase;
 
   void runOnOperation() override {
     WalkResult result = getOperation()->walk([&](AttentionOp op) {
-      auto [m, n] = maskAwareTile(op.getMask().toMask(), op.getQuery().getType().getDimSize(3));
+      auto [m, n] = heuristicTile(op.getQuery().getType().getDimSize(3));
       if (blockM != 0)
         m = blockM;
       if (blockN != 0)

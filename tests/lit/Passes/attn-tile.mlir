@@ -38,15 +38,3 @@ func.func @d256(%q: tensor<?x?x4x256xbf16>, %k: tensor<?x?x4x256xbf16>, %v: tens
   return
 }
 
-
-// -----
-
-// A block layout of 128-blocks tiles at its block size.
-// HEURISTIC-LABEL: func.func @block128
-// HEURISTIC: tile(<block_m = 128, block_n = 128, warps = 8>)
-func.func @block128(%q: tensor<?x512x4x128xbf16>, %k: tensor<?x512x4x128xbf16>, %v: tensor<?x512x4x128xbf16>) {
-  // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
-  %o, %lse = attn.attention %q, %k, %v mask(#attn.block_sparse<block = 128, layout = [[0], [0, 1], [2], [0, 3]]>) heads(4, 4) scale(0.125)
-      : tensor<?x512x4x128xbf16>, tensor<?x512x4x128xbf16>, tensor<?x512x4x128xbf16> -> tensor<?x512x4x128xbf16>, tensor<?x4x512xf32>
-  return
-}

@@ -35,10 +35,8 @@ def AttnTile : Pass<"attn-tile"> {
     0, from a heuristic by head_dim and dtype: head_dim <= 128 -> 64x64,
     larger -> 64x32 (bf16 and fp16 are both 2-byte types and tile alike; the
     Q fragments and the O accumulator stay in registers, measured best on an
-    H100 among the shapes tried). Masks made only of block layouts whose
-    block is a multiple of 128 tile at 128x128 (one step per block). GPU
-    warps: 16 query rows each, at most 8; two pipeline stages. An existing
-    tile is replaced.
+    H100 among the shapes tried). GPU warps: 16 query rows each, at most 8;
+    two pipeline stages. An existing tile is replaced.
 
     Before:
     ```mlir
