@@ -63,6 +63,7 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
   else
     m["schedule"] = {{"kind", "table"}};
   m["runtime_global_tokens"] = runtimeTokens;
+  m["residue_classes"] = info.residueClasses;
   if (cuda)
     m["launch"] = {{"grid", {"query_tiles", "heads.query", "batch"}},
                    {"query_tiles", "ceil(seq_len.q / tile.block_m)"},

@@ -73,6 +73,8 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   info.blockM = loop.getTile().getBlockM();
   info.blockN = loop.getTile().getBlockN();
   info.abiVersion = ATTNC_KERNEL_ABI_VERSION;
+  if (std::optional<uint64_t> residues = loop.getResidueClasses())
+    info.residueClasses = static_cast<int64_t>(*residues);
   int64_t headDim = loop.getQuery().getType().getDimSize(3);
   info.threadsPerBlock = loop.getTile().getWarps() * 32;
   info.sharedBytes =
@@ -88,6 +90,10 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
                                    std::to_string(loop.getTile().getStages()) + " stages"
                              : std::string()) +
                        ", schedule: " + (info.band ? "closed form (band)" : "table at launch") +
+                       (info.residueClasses > 1
+                            ? ", run once per residue class mod " +
+                                  std::to_string(info.residueClasses) + " (dilation re-indexed)"
+                            : std::string()) +
                        "\n\n";
   std::string source;
   llvm::raw_string_ostream os(source);

@@ -10,6 +10,7 @@ namespace attnc {
 mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptions &options) {
   mlir::PassManager pm(module->getContext());
   pm.addPass(attn::createAttnCanonicalizeMask());
+  pm.addPass(attn::createAttnPlanLayout());
   pm.addPass(attn::createAttnTile(attn::AttnTileOptions{options.blockM, options.blockN}));
   pm.addPass(attn::createAttnClassifyBlocks());
   return pm.run(module);

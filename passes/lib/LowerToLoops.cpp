@@ -41,7 +41,7 @@ void lowerAttention(AttentionOp op) {
   auto flash = FlashLoopOp::create(
       b, loc, op.getOutput().getType(), op.getLse().getType(), op.getQuery(), op.getKey(),
       op.getValue(), op.getMask(), op.getQueryHeadsAttr(), op.getKvHeadsAttr(), op.getScaleAttr(),
-      tile, *op.getSchedule());
+      tile, *op.getSchedule(), op.getResidueClassesAttr());
   Block *body = b.createBlock(&flash.getBody(), {}, {index, index, index}, {loc, loc, loc});
   Value batch = body->getArgument(0), head = body->getArgument(1), qTile = body->getArgument(2);
 

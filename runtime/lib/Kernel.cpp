@@ -176,6 +176,41 @@ void Kernel::forward(const attnc_tensor_view *q, const attnc_tensor_view *k,
                      std::vector<int64_t>(globalTokens, globalTokens + numGlobalTokens));
     args.schedule = cuda_ ? schedule.device->view() : schedule.host->view();
   }
+  const int64_t d = package_->residueClasses;
+  if (d == 1) {
+    launch(args, numThreads, stream, wait);
+    return;
+  }
+  // A dilated window re-indexed by residue class: positions p = r (mod d)
+  // attend only to keys k = r (mod d), as a plain window over p / d. Launch
+  // once per class on strided views; query row i sits at p = i + nk - nq.
+  const int64_t offset = shape.nk - shape.nq;
+  for (int64_t r = 0; r < d; ++r) {
+    int64_t firstRow = ((r - offset) % d + d) % d; // first query row of class r
+    if (firstRow >= shape.nq)
+      continue;
+    attnc_forward_args sub = args;
+    sub.nq = (shape.nq - firstRow + d - 1) / d;
+    sub.nk = r < shape.nk ? (shape.nk - r + d - 1) / d : 0;
+    auto rows = [&](attnc_tensor_view &view, int dim, int64_t first, int64_t count,
+                    int64_t elementBytes) {
+      view.data = static_cast<char *>(view.data) + first * view.strides[dim] * elementBytes;
+      view.shape[dim] = count;
+      view.strides[dim] *= d;
+    };
+    rows(sub.q, 1, firstRow, sub.nq, 2);
+    rows(sub.o, 1, firstRow, sub.nq, 2);
+    rows(sub.lse, 2, firstRow, sub.nq, 4);
+    rows(sub.k, 1, std::min(r, shape.nk), sub.nk, 2);
+    rows(sub.v, 1, std::min(r, shape.nk), sub.nk, 2);
+    launch(sub, numThreads, stream, /*wait=*/false);
+  }
+  // The launches run in order on one stream: wait once, after the last.
+  if (cuda_ && wait)
+    synchronize(stream);
+}
+
+void Kernel::launch(attnc_forward_args &args, int32_t numThreads, void *stream, bool wait) {
   if (cuda_)
     forwardCuda(args, stream, wait);
   else
@@ -212,11 +247,14 @@ void Kernel::forwardCuda(attnc_forward_args &args, void *stream, bool wait) {
              std::to_string(grid[0]) + ", " + std::to_string(grid[1]) + ", " +
              std::to_string(grid[2]) + "], " + std::to_string(p.threadsPerBlock) + " threads and " +
              std::to_string(p.sharedBytes) + " bytes of shared memory per block)");
-  if (!wait)
-    return;
-  if (CUresult result = d.cuStreamSynchronize(cuStream))
+  if (wait)
+    synchronize(stream);
+}
+
+void Kernel::synchronize(void *stream) {
+  if (CUresult result = cuda_->driver.cuStreamSynchronize(static_cast<CUstream>(stream)))
     fail(ATTNRT_ERROR_KERNEL,
-         "kernel \"" + p.name + "\" failed on the GPU: " + resultText(d, result));
+         "kernel \"" + package_->name + "\" failed on the GPU: " + resultText(cuda_->driver, result));
 }
 
 } // namespace attnc::runtime

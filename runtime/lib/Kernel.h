@@ -77,6 +77,10 @@ private:
 
   void forwardCpu(const attnc_forward_args &args, int32_t numThreads);
   void forwardCuda(attnc_forward_args &args, void *stream, bool wait);
+  /// Runs one launch on the kernel's target (CPU threads or the CUDA stream).
+  void launch(attnc_forward_args &args, int32_t numThreads, void *stream, bool wait);
+  /// Waits for the stream; a failure on the GPU is ATTNRT_ERROR_KERNEL.
+  void synchronize(void *stream);
 
   std::shared_ptr<const PackageData> package_;
   LoadedKernel loaded_;              ///< CPU kernels

@@ -344,6 +344,16 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   }
 
   package->runtimeGlobalTokens = reader.integerAtLeast(root, "", "runtime_global_tokens", 0);
+  if (root.contains("residue_classes")) {
+    package->residueClasses = reader.integerAtLeast(root, "", "residue_classes", 1);
+    const mask::Mask &m = package->mask;
+    if (package->residueClasses > 1 &&
+        (m.kind != mask::Kind::Window || m.dilation != package->residueClasses ||
+         package->schedule != ScheduleKind::Band))
+      reader.error("residue_classes: " + std::to_string(package->residueClasses) +
+                   " needs a spec whose mask is one window with that dilation and a band "
+                   "schedule, but the mask is " + mask::toString(m));
+  }
   if ((package->runtimeGlobalTokens > 0) != readsRuntimeTokens(spec.mask))
     reader.error("runtime_global_tokens: " + std::to_string(package->runtimeGlobalTokens) +
                  (package->runtimeGlobalTokens > 0

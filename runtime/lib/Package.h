@@ -48,6 +48,9 @@ struct PackageData {
   int64_t blockM = 0, blockN = 0;
   ScheduleKind schedule = ScheduleKind::Band;
   int64_t runtimeGlobalTokens = 0; ///< capacity of the launch-time token list
+  /// d > 1: a dilated window re-indexed by residue class; the kernel runs
+  /// once per class r < d on strided views (positions r, r + d, ...).
+  int64_t residueClasses = 1;
   std::string sourceFile;          ///< the source's file name ("kernel.cpp")
   std::string source;              ///< its bytes, hash-checked
   std::string entry; ///< the entry point (ATTNC_FORWARD_SYMBOL, ATTNC_CUDA_FORWARD_SYMBOL)

@@ -15,7 +15,8 @@ struct PipelineOptions {
   int64_t blockN = 0;
 };
 
-/// Runs attn-canonicalize-mask, attn-tile and attn-classify-blocks (the
+/// Runs attn-canonicalize-mask, attn-plan-layout, attn-tile and
+/// attn-classify-blocks (the
 /// stage `--emit=tiled` prints). Diagnostics go through the context.
 mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptions &options);
 

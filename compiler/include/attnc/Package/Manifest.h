@@ -27,6 +27,9 @@ struct ManifestInfo {
   int64_t blockM = 0, blockN = 0;
   std::optional<mask::Band> band; ///< the closed form, else the schedule is a launch-time table
   int abiVersion = 0;
+  /// d > 1: the kernel runs once per residue class of positions mod d, on
+  /// strided views (a dilated window re-indexed by attn-plan-layout).
+  int64_t residueClasses = 1;
   // CUDA launch geometry (target "cuda").
   int64_t threadsPerBlock = 0;
   int64_t sharedBytes = 0;

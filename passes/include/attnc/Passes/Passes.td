@@ -28,6 +28,24 @@ def AttnCanonicalizeMask : Pass<"attn-canonicalize-mask"> {
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }
 
+def AttnPlanLayout : Pass<"attn-plan-layout"> {
+  let summary = "Re-index dilated windows by residue class";
+  let description = [{
+    A dilated window allows p - k only in multiples of d: every tile of its
+    band is PARTIAL and half or more of it is masked. Positions of one residue
+    class r = p mod d attend only to keys of the same class, and re-indexed
+    by p -> p / d the class sees a plain window. So a mask that is a single
+    window{L, R, d} with d > 1 becomes window{L, R} with `residues(d)`: the
+    kernel is the dense band kernel, launched once per class on strided views
+    of Q, K, V, O and LSE (the runtime does the split). Other masks are left
+    alone. Runs after attn-canonicalize-mask.
+
+    Before: `mask(#attn.window<left = 256, right = 256, dilation = 2>)`
+    After: `mask(#attn.window<left = 256, right = 256>) residues(2)`
+  }];
+  let dependentDialects = ["::attnc::attn::AttnDialect"];
+}
+
 def AttnTile : Pass<"attn-tile"> {
   let summary = "Attach the tile configuration (BLOCK_M x BLOCK_N) to attn.attention";
   let description = [{

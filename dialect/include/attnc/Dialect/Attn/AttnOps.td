@@ -21,6 +21,9 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure]> {
     dynamic (given at launch); heads and D are static. A fully masked row
     gives O = 0 and LSE = -inf. `backward` asks for gradient kernels too.
     attn-tile attaches `tile`, attn-classify-blocks `schedule`.
+    `residues(d)` (from attn-plan-layout) means the mask holds within each of
+    the d residue classes p = k (mod d) of positions, re-indexed p -> p / d:
+    the launch runs the loop once per class on strided views.
 
     Example:
     ```mlir
@@ -37,7 +40,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure]> {
                        F64Attr:$scale, UnitAttr:$backward,
                        OptionalAttr<Attn_TileAttr>:$tile,
                        OptionalAttr<AnyAttrOf<[Attn_BandScheduleAttr, Attn_TableScheduleAttr,
-                                               Attn_LaunchScheduleAttr]>>:$schedule);
+                                               Attn_LaunchScheduleAttr]>>:$schedule,
+                       OptionalAttr<I64Attr>:$residue_classes);
   let results = (outs Attn_HalfTensor:$output, Attn_LseTensor:$lse);
   let assemblyFormat = [{
     $query `,` $key `,` $value
@@ -45,6 +49,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [Pure]> {
     `heads` `(` $query_heads `,` $kv_heads `)`
     `scale` `(` $scale `)`
     (`backward` $backward^)?
+    (`residues` `(` $residue_classes^ `)`)?
     (`tile` `(` $tile^ `)`)?
     (`schedule` `(` $schedule^ `)`)?
     attr-dict `:` type($query) `,` type($key) `,` type($value)
@@ -89,7 +94,8 @@ def Attn_FlashLoopOp : Attn_Op<"flash_loop", [SingleBlock,
                        I64Attr:$query_heads, I64Attr:$kv_heads, F64Attr:$scale,
                        Attn_TileAttr:$tile,
                        AnyAttrOf<[Attn_BandScheduleAttr, Attn_TableScheduleAttr,
-                                  Attn_LaunchScheduleAttr]>:$schedule);
+                                  Attn_LaunchScheduleAttr]>:$schedule,
+                       OptionalAttr<I64Attr>:$residue_classes);
   let results = (outs Attn_HalfTensor:$output, Attn_LseTensor:$lse);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
@@ -97,6 +103,7 @@ def Attn_FlashLoopOp : Attn_Op<"flash_loop", [SingleBlock,
     `mask` `(` $mask `)`
     `heads` `(` $query_heads `,` $kv_heads `)`
     `scale` `(` $scale `)`
+    (`residues` `(` $residue_classes^ `)`)?
     `tile` `(` $tile `)`
     `schedule` `(` $schedule `)`
     attr-dict `:` type($query) `,` type($key) `,` type($value)
