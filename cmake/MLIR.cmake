@@ -30,24 +30,3 @@ if(NOT LLVM_EXTERNAL_LIT)
 endif()
 find_program(ATTNC_FILECHECK FileCheck HINTS ${LLVM_TOOLS_BINARY_DIR} /usr/lib/llvm-22/bin REQUIRED)
 
-# ATTNC_STATIC_COMPILER: link MLIR and LLVM statically (and libstdc++/libgcc),
-# so that libattnc-based programs (examples/host_jit, attnc-run) run on
-# machines without MLIR, such as the GPU machine. Debian's MLIR targets link
-# the LLVM dylib ("LLVM"); point them at LLVM's static component libraries.
-option(ATTNC_STATIC_COMPILER "Link MLIR/LLVM statically into attnc's programs" OFF)
-if(ATTNC_STATIC_COMPILER)
-  llvm_map_components_to_libnames(ATTNC_LLVM_STATIC_LIBS
-    support core demangle targetparser binaryformat bitstreamreader remarks)
-  get_property(ATTNC_IMPORTED DIRECTORY PROPERTY IMPORTED_TARGETS)
-  foreach(mlirTarget IN LISTS MLIR_EXPORTED_TARGETS)
-    if(TARGET ${mlirTarget})
-      get_target_property(deps ${mlirTarget} INTERFACE_LINK_LIBRARIES)
-      if(deps)
-        list(TRANSFORM deps REPLACE "^LLVM$" "${ATTNC_LLVM_STATIC_LIBS}")
-        set_target_properties(${mlirTarget} PROPERTIES INTERFACE_LINK_LIBRARIES "${deps}")
-      endif()
-    endif()
-  endforeach()
-  add_link_options(-static-libstdc++ -static-libgcc)
-  set(LLVM_LINK_LLVM_DYLIB OFF)
-endif()

@@ -42,7 +42,7 @@ struct EmitKind {
 };
 constexpr EmitKind kEmitKinds[] = {
     {"mlir", "the attn dialect as imported from the spec, verified"},
-    {"tiled", "after attn-canonicalize-mask, attn-tile and attn-classify-blocks"},
+    {"tiled", "after attn-canonicalize-mask, attn-plan-layout, attn-tile and attn-classify-blocks"},
     {"loops", "the flash loop, after attn-lower-to-loops and attn-prepare-for-emission"},
     {"cpp", "the CPU kernel's C++ source"},
     {"cuda", "the CUDA kernel's source (for NVRTC and nvcc, sm_80 and later)"},
@@ -59,10 +59,15 @@ std::string emitKindList() {
   return list;
 }
 
-std::string emitHelp() {
-  std::string help = "What to write:";
-  for (const EmitKind &k : kEmitKinds)
-    help += std::string("\n    ") + k.name + ": " + k.help;
+/// The --emit help text. cl::desc keeps a StringRef, so the text must outlive
+/// the option: it is built once and kept.
+const std::string &emitHelp() {
+  static const std::string help = [] {
+    std::string text = "What to write:";
+    for (const EmitKind &k : kEmitKinds)
+      text += std::string("\n    ") + k.name + ": " + k.help;
+    return text;
+  }();
   return help;
 }
 
