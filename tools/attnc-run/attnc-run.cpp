@@ -18,6 +18,7 @@
 #include "NpyIO.h"
 
 #include "attnc/Compiler/Compiler.h"
+#include "attnc/Compiler/Flags.h"
 #include "attnc/Reference/Reference.h"
 #include "attnc/Spec/Spec.h"
 #include "attnc/Version.h"
@@ -137,46 +138,14 @@ int fail(const std::string &message) {
   return 1;
 }
 
-bool parsePositive(llvm::StringRef text, int64_t &value) {
-  return !text.trim().getAsInteger(10, value) && value > 0;
-}
-
-/// Parses --tile; returns an error message or "".
-std::string parseTile(CompileOptions &options) {
-  if (tileFlag.empty())
-    return "";
-  auto [m, n] = llvm::StringRef(tileFlag).split('x');
-  if (!parsePositive(m, options.blockM) || !parsePositive(n, options.blockN))
-    return "--tile=" + tileFlag + ": expected MxN, e.g. 128x64";
-  for (int64_t size : {options.blockM, options.blockN})
-    if (size < 16 || size > 256 || (size & (size - 1)))
-      return "--tile=" + tileFlag + ": tile sides must be powers of two in [16, 256]";
-  return "";
-}
-
 /// Parses --seq-len; returns an error message or "".
 std::string parseSeqLen(std::optional<std::pair<int64_t, int64_t>> &lengths) {
   if (seqLenFlag.empty())
     return "";
-  auto [first, second] = llvm::StringRef(seqLenFlag).split(',');
   int64_t nq = 0, nk = 0;
-  if (!parsePositive(first, nq) || (!second.empty() && !parsePositive(second, nk)))
-    return "--seq-len=" + seqLenFlag + ": expected NQ or NQ,NKV with positive integers";
-  lengths = {nq, second.empty() ? nq : nk};
-  return "";
-}
-
-/// Parses --global-tokens; returns an error message or "".
-std::string parseGlobalTokens(std::vector<int64_t> &tokens) {
-  llvm::SmallVector<llvm::StringRef> parts;
-  llvm::StringRef(globalTokensFlag).split(parts, ',', -1, /*KeepEmpty=*/false);
-  for (llvm::StringRef part : parts) {
-    int64_t t = 0;
-    if (part.trim().getAsInteger(10, t) || t < 0)
-      return "--global-tokens=" + globalTokensFlag + ": expected non-negative integers, got '" +
-             part.str() + "'";
-    tokens.push_back(t);
-  }
+  if (std::string error = parseSeqLenFlag(seqLenFlag, nq, nk); !error.empty())
+    return error;
+  lengths = {nq, nk};
   return "";
 }
 
@@ -367,13 +336,16 @@ int main(int argc, char **argv) {
     return fail("--target=" + targetFlag + ": unknown or unavailable target; valid targets: cpu");
   CompileOptions compileOptions;
   compileOptions.target = targetFlag;
-  if (std::string error = parseTile(compileOptions); !error.empty())
+  if (std::string error = tileFlag.empty() ? std::string()
+                                            : parseTileFlag(tileFlag, compileOptions.blockM,
+                                                            compileOptions.blockN);
+      !error.empty())
     return fail(error);
   std::optional<std::pair<int64_t, int64_t>> flagLengths;
   if (std::string error = parseSeqLen(flagLengths); !error.empty())
     return fail(error);
   Results res;
-  if (std::string error = parseGlobalTokens(res.tokens); !error.empty())
+  if (std::string error = parseTokensFlag(globalTokensFlag, res.tokens); !error.empty())
     return fail(error);
   if (batchFlag < 1)
     return fail("--batch=" + std::to_string(batchFlag) + ": must be >= 1");

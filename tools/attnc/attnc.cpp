@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Compiler/Compiler.h"
+#include "attnc/Compiler/Flags.h"
 #include "attnc/Compiler/Output.h"
 #include "attnc/Version.h"
 #include "attnc/Compiler/Pipeline.h"
@@ -130,53 +131,18 @@ void printDiagnostic(mlir::Diagnostic &diag) {
   llvm::errs() << severity << ": " << diag.str() << "\n";
 }
 
-/// Parses a positive integer; false on anything else.
-bool parsePositive(llvm::StringRef text, int64_t &value) {
-  return !text.trim().getAsInteger(10, value) && value > 0;
-}
-
 /// Applies --seq-len to the spec; returns an error message or "".
 std::string applySeqLen(spec::Spec &s) {
   if (seqLenFlag.empty())
     return "";
-  auto [first, second] = llvm::StringRef(seqLenFlag).split(',');
   int64_t nq = 0, nk = 0;
-  if (!parsePositive(first, nq) || (!second.empty() && !parsePositive(second, nk)))
-    return "--seq-len=" + seqLenFlag + ": expected NQ or NQ,NKV with positive integers";
-  if (second.empty())
-    nk = nq;
+  if (std::string error = parseSeqLenFlag(seqLenFlag, nq, nk); !error.empty())
+    return error;
   if (s.seqLenQ && (*s.seqLenQ != nq || *s.seqLenKV != nk))
     return "--seq-len=" + seqLenFlag + ": the spec fixes seq_len to " +
            std::to_string(*s.seqLenQ) + "," + std::to_string(*s.seqLenKV);
   s.seqLenQ = nq;
   s.seqLenKV = nk;
-  return "";
-}
-
-/// Parses --tile; returns an error message or "".
-std::string parseTile(PipelineOptions &options) {
-  if (tileFlag.empty())
-    return "";
-  auto [m, n] = llvm::StringRef(tileFlag).split('x');
-  if (!parsePositive(m, options.blockM) || !parsePositive(n, options.blockN))
-    return "--tile=" + tileFlag + ": expected MxN, e.g. 128x64";
-  for (int64_t size : {options.blockM, options.blockN})
-    if (size < 16 || size > 256 || (size & (size - 1)))
-      return "--tile=" + tileFlag + ": tile sides must be powers of two in [16, 256]";
-  return "";
-}
-
-/// Parses --global-tokens; returns an error message or "".
-std::string parseGlobalTokens(std::vector<int64_t> &tokens) {
-  llvm::SmallVector<llvm::StringRef> parts;
-  llvm::StringRef(globalTokensFlag).split(parts, ',', -1, /*KeepEmpty=*/false);
-  for (llvm::StringRef part : parts) {
-    int64_t t = 0;
-    if (part.trim().getAsInteger(10, t) || t < 0)
-      return "--global-tokens=" + globalTokensFlag + ": expected non-negative integers, got '" +
-             part.str() + "'";
-    tokens.push_back(t);
-  }
   return "";
 }
 
@@ -206,10 +172,12 @@ int main(int argc, char **argv) {
     return fail("--emit=" + kind + ": needs an output " +
                 (kind == "png" ? std::string("file") : std::string("directory")) + " (-o PATH)");
   PipelineOptions pipeline;
-  if (std::string error = parseTile(pipeline); !error.empty())
-    return fail(error);
+  if (!tileFlag.empty())
+    if (std::string error = parseTileFlag(tileFlag, pipeline.blockM, pipeline.blockN);
+        !error.empty())
+      return fail(error);
   std::vector<int64_t> runtimeTokens;
-  if (std::string error = parseGlobalTokens(runtimeTokens); !error.empty())
+  if (std::string error = parseTokensFlag(globalTokensFlag, runtimeTokens); !error.empty())
     return fail(error);
   if (batchFlag < 1)
     return fail("--batch=" + std::to_string(batchFlag) + ": must be >= 1");
