@@ -217,40 +217,18 @@ LoadedKernel loadCpuKernel(const PackageData &package, const attnrt_compile_opti
   const std::string fileName = entryFileName(package.name, "cpu", key);
 
   LoadedKernel kernel;
-  const std::string dir = resolveCacheDir(options ? options->cache_dir : nullptr);
-  const std::string unusable = dir.empty()
-                                   ? "no cache directory: set ATTNC_CACHE_DIR, XDG_CACHE_HOME "
-                                     "or HOME"
-                                   : prepareCacheDir(dir);
-  const std::string entry = dir + "/" + fileName;
-  if (unusable.empty()) {
-    std::string bytes, problem;
-    int err = readFile(entry, bytes);
-    if (err == 0) {
-      std::string corruption = checkEntry(bytes);
-      problem = corruption.empty() ? "" : "corrupt: " + corruption;
-      if (problem.empty()) {
-        std::string refused = openKernel(entry, package, kernel);
-        if (refused.empty()) {
-          kernel.fromCache = true;
-          if (verbose)
-            note("cache hit: " + entry);
-          return kernel;
-        }
-        problem = "cannot be loaded: " + refused;
-      }
-    } else if (err != ENOENT) {
-      problem = "cannot be read: " + errorText(err);
-    }
-    if (!problem.empty())
-      warnOnce("entry:" + entry, "cache entry " + entry + " " + problem + "; rebuilding it");
-    else if (verbose)
-      note("cache miss: " + entry);
-  } else {
-    warnOnce("dir:" + dir, "cache directory \"" + dir + "\" is not usable (" + unusable +
-                               "); compiling into a private temporary directory, nothing is "
-                               "cached");
+  CacheSlot slot;
+  if (lookupCacheEntry(
+          options ? options->cache_dir : nullptr, fileName, verbose,
+          "compiling into a private temporary directory, nothing is cached",
+          [&](const std::string &entry, std::string_view) {
+            return openKernel(entry, package, kernel);
+          },
+          slot)) {
+    kernel.fromCache = true;
+    return kernel;
   }
+  const std::string &dir = slot.dir, &entry = slot.entry, &unusable = slot.unusable;
 
   TempDir build;
   std::string object = compileKernel(package, compiler, build, fileName, verbose);

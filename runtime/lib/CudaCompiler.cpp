@@ -196,40 +196,19 @@ std::unique_ptr<CudaModule> loadCudaKernel(const PackageData &package,
   archTag.erase(archTag.find('_'), 1);
   const std::string fileName = entryFileName(package.name, "cuda-" + archTag, key, ".cubin");
 
-  const std::string dir = resolveCacheDir(options ? options->cache_dir : nullptr);
-  const std::string unusable = dir.empty()
-                                   ? "no cache directory: set ATTNC_CACHE_DIR, XDG_CACHE_HOME "
-                                     "or HOME"
-                                   : prepareCacheDir(dir);
-  const std::string entry = dir + "/" + fileName;
-  if (unusable.empty()) {
-    std::string bytes, problem;
-    int err = readFile(entry, bytes);
-    if (err == 0) {
-      std::string corruption = checkEntry(bytes);
-      problem = corruption.empty() ? "" : "corrupt: " + corruption;
-      if (problem.empty()) {
-        std::string refused = loadModule(*m, entryObject(bytes), package);
-        if (refused.empty()) {
-          m->fromCache = true;
-          if (verbose)
-            note("cache hit: " + entry);
-          optInSharedMemory(*m, package);
-          return m;
-        }
-        problem = "cannot be loaded: " + refused;
-      }
-    } else if (err != ENOENT) {
-      problem = "cannot be read: " + errorText(err);
-    }
-    if (!problem.empty())
-      warnOnce("entry:" + entry, "cache entry " + entry + " " + problem + "; rebuilding it");
-    else if (verbose)
-      note("cache miss: " + entry);
-  } else {
-    warnOnce("dir:" + dir, "cache directory \"" + dir + "\" is not usable (" + unusable +
-                               "); compiling in memory, nothing is cached");
+  CacheSlot slot;
+  if (lookupCacheEntry(
+          options ? options->cache_dir : nullptr, fileName, verbose,
+          "compiling in memory, nothing is cached",
+          [&](const std::string &, std::string_view object) {
+            return loadModule(*m, object, package);
+          },
+          slot)) {
+    m->fromCache = true;
+    optInSharedMemory(*m, package);
+    return m;
   }
+  const std::string &dir = slot.dir, &entry = slot.entry, &unusable = slot.unusable;
 
   nvrtc::Build build = nvrtc::compile(package, nvrtcOptions, verbose);
   if (unusable.empty()) {

@@ -2,6 +2,7 @@
 
 #include "DiskCache.h"
 
+#include "Error.h"
 #include "Files.h"
 
 #include "attnc/runtime/hash.h"
@@ -159,6 +160,45 @@ std::string publishEntry(const std::string &dir, const std::string &fileName,
     ::close(dirFd);
   }
   return "";
+}
+
+bool lookupCacheEntry(const char *optionDir, const std::string &fileName, bool verbose,
+                      const std::string &fallback,
+                      const std::function<std::string(const std::string &, std::string_view)> &load,
+                      CacheSlot &slot) {
+  slot.dir = resolveCacheDir(optionDir);
+  slot.unusable = slot.dir.empty() ? "no cache directory: set ATTNC_CACHE_DIR, XDG_CACHE_HOME "
+                                     "or HOME"
+                                   : prepareCacheDir(slot.dir);
+  slot.entry = slot.dir + "/" + fileName;
+  if (!slot.unusable.empty()) {
+    warnOnce("dir:" + slot.dir, "cache directory \"" + slot.dir + "\" is not usable (" +
+                                    slot.unusable + "); " + fallback);
+    return false;
+  }
+  std::string bytes, problem;
+  int err = readFile(slot.entry, bytes);
+  if (err == 0) {
+    std::string corruption = checkEntry(bytes);
+    problem = corruption.empty() ? "" : "corrupt: " + corruption;
+    if (problem.empty()) {
+      std::string refused = load(slot.entry, entryObject(bytes));
+      if (refused.empty()) {
+        if (verbose)
+          note("cache hit: " + slot.entry);
+        return true;
+      }
+      problem = "cannot be loaded: " + refused;
+    }
+  } else if (err != ENOENT) {
+    problem = "cannot be read: " + errorText(err);
+  }
+  if (!problem.empty())
+    warnOnce("entry:" + slot.entry,
+             "cache entry " + slot.entry + " " + problem + "; rebuilding it");
+  else if (verbose)
+    note("cache miss: " + slot.entry);
+  return false;
 }
 
 } // namespace attnc::runtime

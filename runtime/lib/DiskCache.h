@@ -18,6 +18,7 @@
 #define ATTNC_RUNTIME_LIB_DISKCACHE_H
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,24 @@ std::string checkEntry(std::string_view entry);
 /// reason it failed (nothing is left behind then).
 std::string publishEntry(const std::string &dir, const std::string &fileName,
                          std::string_view bytes);
+
+/// Where a kernel's cache entry lives, and whether the cache can be used.
+struct CacheSlot {
+  std::string dir;      ///< the cache directory ("" when none resolves)
+  std::string entry;    ///< dir + "/" + the entry's file name
+  std::string unusable; ///< why the directory cannot be used ("" when it can)
+};
+
+/// Looks up `fileName` in the cache directory chosen by `optionDir`: on a
+/// valid entry calls `load(entryPath, object)`, whose non-empty result says
+/// why the object cannot be loaded, and returns true when it loaded. A
+/// corrupt, unreadable or unloadable entry is a miss, warned about once; an
+/// unusable directory is warned about once with `fallback` (what happens
+/// instead). Fills `slot` for publishing the rebuilt entry.
+bool lookupCacheEntry(const char *optionDir, const std::string &fileName, bool verbose,
+                      const std::string &fallback,
+                      const std::function<std::string(const std::string &, std::string_view)> &load,
+                      CacheSlot &slot);
 
 } // namespace attnc::runtime
 
