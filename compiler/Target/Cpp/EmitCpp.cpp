@@ -1,8 +1,9 @@
-//===- EmitCpp.cpp - emit-cpp: the flash loop as portable C++ -------------===//
+//===- EmitCpp.cpp - emit-cpp and emit-cuda: the flash loop as a kernel ---===//
 //
 // A plain printer: attn-prepare-for-emission has decided everything (mask
 // forms, legal ops); each op prints as one statement calling a helper of
-// runtime/cpu/attnc_cpu.h, with the IR's value names as variable names.
+// runtime/cpu/attnc_cpu.h (CPU) or runtime/device/attnc_cuda.cuh (CUDA), with
+// the IR's value names as variable names.
 //
 //===----------------------------------------------------------------------===//
 
@@ -430,8 +431,5 @@ LogicalResult emitKernel(ModuleOp module, KernelTarget target, const std::string
   return CppPrinter(loops.front(), target, os).print(banner);
 }
 
-LogicalResult emitCpp(ModuleOp module, const std::string &banner, llvm::raw_ostream &os) {
-  return emitKernel(module, KernelTarget::Cpu, banner, os);
-}
 
 } // namespace attnc
