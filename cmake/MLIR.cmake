@@ -30,3 +30,6 @@ if(NOT LLVM_EXTERNAL_LIT)
 endif()
 find_program(ATTNC_FILECHECK FileCheck HINTS ${LLVM_TOOLS_BINARY_DIR} /usr/lib/llvm-22/bin REQUIRED)
 
+if(ATTNC_STATIC_COMPILER)
+  include(${CMAKE_CURRENT_LIST_DIR}/StaticCompiler.cmake)
+endif()

@@ -120,6 +120,16 @@ std::pair<int64_t, int64_t> bandKeyRange(const BandForm &f, int64_t p0, int64_t 
           clampTo(static_cast<Int128>(p1) - f.lo, -1, nk - 1)};
 }
 
+/// The query rows [first, second] in [0, nq) whose positions (row + shift)
+/// may reach a key of [k0, k1] under a band, the mirror of bandKeyRange;
+/// first > second when none.
+std::pair<int64_t, int64_t> bandRowRange(const BandForm &f, int64_t k0, int64_t k1, int64_t nq,
+                                         int64_t shift) {
+  // Positions p with p - k in [lo, hi] for a key k in [k0, k1]: [k0 + lo, k1 + hi].
+  return {clampTo(static_cast<Int128>(k0) + f.lo - shift, 0, nq),
+          clampTo(static_cast<Int128>(k1) + f.hi - shift, -1, nq - 1)};
+}
+
 /// The kinds of prepared nodes: banded masks (full, causal, windows and their
 /// intersections) become Band; global tokens, ranges and runtime tokens all
 /// become GlobalSet; BigBird becomes BlockSparse.
@@ -967,6 +977,154 @@ TileTotals BlockSchedule::totals() const {
         } else {
           ++t.partial;
           t.allowedPairs += geometry_.countAllowed(rect);
+        }
+      }
+    }
+  }
+  t.skipped = t.rowTiles * t.colTiles - t.full - t.partial;
+  return t;
+}
+
+//===----------------------------------------------------------------------===//
+// ColumnSchedule
+//===----------------------------------------------------------------------===//
+
+TransposedTiles transposeTiles(const std::vector<int64_t> &rowOffsets,
+                               const std::vector<int64_t> &cols, int64_t columns) {
+  TransposedTiles t;
+  t.offsets.assign(static_cast<size_t>(std::max<int64_t>(columns, 0)) + 1, 0);
+  for (int64_t c : cols)
+    ++t.offsets[static_cast<size_t>(c) + 1];
+  std::partial_sum(t.offsets.begin(), t.offsets.end(), t.offsets.begin());
+  t.rows.resize(cols.size());
+  t.entries.resize(cols.size());
+  // Rows in ascending order fill each column's slots in ascending order.
+  std::vector<int64_t> next(t.offsets.begin(), t.offsets.end() - 1);
+  for (size_t r = 0; r + 1 < rowOffsets.size(); ++r) {
+    for (int64_t e = rowOffsets[r]; e < rowOffsets[r + 1]; ++e) {
+      const int64_t c = cols[static_cast<size_t>(e)];
+      const auto slot = static_cast<size_t>(next[static_cast<size_t>(c)]++);
+      t.rows[slot] = static_cast<int64_t>(r);
+      t.entries[slot] = e;
+    }
+  }
+  return t;
+}
+
+ColumnSchedule::ColumnSchedule(const BlockSchedule &forward) : forward_(&forward) {
+  if (isClosedForm())
+    return;
+  const std::vector<ScheduledTile> &rowTiles = forward.tiles();
+  std::vector<int64_t> cols;
+  cols.reserve(rowTiles.size());
+  for (const ScheduledTile &tile : rowTiles)
+    cols.push_back(tile.colTile);
+  TransposedTiles t = transposeTiles(forward.rowOffsets(), cols, colTiles());
+  colOffsets_ = std::move(t.offsets);
+  tiles_.reserve(t.entries.size());
+  for (size_t i = 0; i < t.entries.size(); ++i)
+    tiles_.push_back({t.rows[i], rowTiles[static_cast<size_t>(t.entries[i])].cls, t.entries[i]});
+}
+
+std::pair<int64_t, int64_t> ColumnSchedule::rowRange(int64_t c) const {
+  if (c < 0 || c >= colTiles())
+    return {0, -1};
+  if (!isClosedForm()) {
+    int64_t begin = colOffsets_[static_cast<size_t>(c)];
+    int64_t end = colOffsets_[static_cast<size_t>(c) + 1];
+    if (begin == end)
+      return {0, -1};
+    return {tiles_[static_cast<size_t>(begin)].rowTile,
+            tiles_[static_cast<size_t>(end) - 1].rowTile};
+  }
+  const Extent &e = forward_->geometry().extent();
+  const int64_t blockM = forward_->blockM(), blockN = forward_->blockN();
+  const int64_t k0 = c * blockN, k1 = std::min(e.nk, k0 + blockN) - 1;
+  auto [a, b] = bandRowRange(tighten(*forward_->geometry().band()), k0, k1, e.nq, e.nk - e.nq);
+  if (a > b)
+    return {0, -1};
+  return {a / blockM, b / blockM};
+}
+
+void ColumnSchedule::column(int64_t c, std::vector<ColumnTile> &out) const {
+  out.clear();
+  if (c < 0 || c >= colTiles())
+    return;
+  if (!isClosedForm()) {
+    out.assign(tiles_.begin() + colOffsets_[static_cast<size_t>(c)],
+               tiles_.begin() + colOffsets_[static_cast<size_t>(c) + 1]);
+    return;
+  }
+  const Extent &e = forward_->geometry().extent();
+  const BandForm f = tighten(*forward_->geometry().band());
+  const int64_t blockM = forward_->blockM(), blockN = forward_->blockN();
+  const int64_t shift = e.nk - e.nq;
+  const int64_t k0 = c * blockN, k1 = std::min(e.nk, k0 + blockN) - 1;
+  auto [first, last] = rowRange(c);
+  for (int64_t r = first; r <= last; ++r) {
+    Box x{r * blockM + shift, std::min(e.nq, r * blockM + blockM) - 1 + shift, k0, k1};
+    TileClass cls = classifyBand(f, x);
+    if (cls != TileClass::Empty)
+      out.push_back({r, cls, -1});
+  }
+}
+
+TileTotals ColumnSchedule::totals() const {
+  TileTotals t;
+  t.rowTiles = rowTiles();
+  t.colTiles = colTiles();
+  if (t.rowTiles == 0 || t.colTiles == 0)
+    return t;
+  const Geometry &g = forward_->geometry();
+  const Extent &e = g.extent();
+  const int64_t blockM = forward_->blockM(), blockN = forward_->blockN();
+  const int64_t shift = e.nk - e.nq;
+  if (isClosedForm()) {
+    const BandForm f = tighten(*g.band());
+    for (int64_t c = 0; c < t.colTiles; ++c) {
+      const int64_t k0 = c * blockN, k1 = std::min(e.nk, k0 + blockN) - 1;
+      auto [first, last] = rowRange(c);
+      if (first > last)
+        continue;
+      if (f.period == 1) {
+        // Every tile of the range is non-empty; the full ones are those with
+        // rows [I0, I1] inside [k1 + lo, k0 + hi] - shift, a contiguous run.
+        int64_t fullFirst = std::max(
+            first, ceilDiv(clampTo(static_cast<Int128>(k1) + f.lo - shift, 0, e.nq), blockM));
+        int64_t maxRow = clampTo(static_cast<Int128>(k0) + f.hi - shift, -1, e.nq - 1);
+        int64_t fullLast =
+            maxRow == e.nq - 1 ? last : std::min(last, floorDiv(maxRow + 1, blockM) - 1);
+        int64_t full = std::max<int64_t>(0, fullLast - fullFirst + 1);
+        t.full += full;
+        t.partial += last - first + 1 - full;
+        t.computedPairs +=
+            (std::min(e.nq, last * blockM + blockM) - first * blockM) * (k1 - k0 + 1);
+        continue;
+      }
+      for (int64_t r = first; r <= last; ++r) {
+        Box x{r * blockM + shift, std::min(e.nq, r * blockM + blockM) - 1 + shift, k0, k1};
+        TileClass cls = classifyBand(f, x);
+        if (cls == TileClass::Empty)
+          continue;
+        ++(cls == TileClass::Full ? t.full : t.partial);
+        t.computedPairs += x.area();
+      }
+    }
+    t.allowedPairs = g.countAllowed(Rect{0, e.nq, 0, e.nk});
+  } else {
+    for (int64_t c = 0; c < t.colTiles; ++c) {
+      for (int64_t i = colOffsets_[static_cast<size_t>(c)];
+           i < colOffsets_[static_cast<size_t>(c) + 1]; ++i) {
+        const ColumnTile &tile = tiles_[static_cast<size_t>(i)];
+        Rect rect{tile.rowTile * blockM, std::min(e.nq, tile.rowTile * blockM + blockM), c * blockN,
+                  std::min(e.nk, c * blockN + blockN)};
+        t.computedPairs += rect.area();
+        if (tile.cls == TileClass::Full) {
+          ++t.full;
+          t.allowedPairs += rect.area();
+        } else {
+          ++t.partial;
+          t.allowedPairs += g.countAllowed(rect);
         }
       }
     }

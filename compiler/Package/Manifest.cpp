@@ -72,6 +72,26 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
   else
     m["launch"] = {{"grid", {"batch", "heads.query", "query_tiles"}},
                    {"query_tiles", "ceil(seq_len.q / tile.block_m)"}};
+  if (info.backward) {
+    ordered_json b;
+    b["dq"] = info.deterministic ? "separate" : "atomic";
+    if (!cuda) {
+      b["entry"] = "attnc_backward";
+    } else {
+      ordered_json kernels = ordered_json::object();
+      for (const ManifestInfo::BackwardKernel &k : info.backwardKernels) {
+        bool kvGrid = k.role == "dkdv";
+        kernels[k.role] = {
+            {"entry", k.entry},
+            {"grid", kvGrid ? ordered_json{"kv_tiles", "heads.kv", "batch"}
+                            : ordered_json{"query_tiles", "heads.query", "batch"}},
+            {"threads_per_block", k.threadsPerBlock},
+            {"shared_bytes", k.sharedBytes}};
+      }
+      b["kernels"] = kernels;
+    }
+    m["backward"] = b;
+  }
   m["arguments"] = {
       tensor("q", dim(s.seqLenQ, "seq_len.q"), s.queryHeads, dtype),
       tensor("k", dim(s.seqLenKV, "seq_len.kv"), s.kvHeads, dtype),

@@ -61,7 +61,9 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   });
 
   mlir::OwningOpRef<mlir::ModuleOp> module = specToModule(context, s);
-  if (!module || failed(lowerToEmittableLoops(*module, {options.blockM, options.blockN})))
+  if (!module || failed(lowerToEmittableLoops(
+                     *module, {options.blockM, options.blockN,
+                               options.deterministic || s.deterministic || !cuda})))
     return result;
 
   attn::FlashLoopOp loop;
@@ -100,6 +102,11 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   if (failed(emitKernel(*module, cuda ? KernelTarget::Cuda : KernelTarget::Cpu, banner, os)))
     return result;
   info.source = source;
+  // The backward, when the printer emitted one (attn-schedule-recompute).
+  module->walk([&](attn::GradKvLoopOp op) {
+    info.backward = !cuda || source.find("attnc_backward_dkdv_kernel") != std::string::npos;
+    info.deterministic = !op.getAtomicDq();
+  });
   result.package = KernelPackage{package::writeManifest(s, info), source, info.sourceFileName};
   return result;
 }

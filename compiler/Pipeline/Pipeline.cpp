@@ -13,6 +13,8 @@ mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptio
   pm.addPass(attn::createAttnPlanLayout());
   pm.addPass(attn::createAttnTile(attn::AttnTileOptions{options.blockM, options.blockN}));
   pm.addPass(attn::createAttnClassifyBlocks());
+  pm.addPass(attn::createAttnScheduleRecompute(
+      attn::AttnScheduleRecomputeOptions{options.deterministic}));
   return pm.run(module);
 }
 

@@ -103,6 +103,14 @@ Report compute(const spec::Spec &spec, const mask::BlockSchedule &schedule,
   r.kvCacheBytesPerTokenMha = 2 * spec.queryHeads * spec.headDim * kElementBytes;
   r.kvCacheBytesPerTokenMqa = 2 * spec.headDim * kElementBytes;
 
+  // The backward recomputes P from the saved LSE instead of storing it.
+  r.backward = spec.backward;
+  if (r.backward) {
+    r.bwdLseBytes = options.batch * lseBytes;
+    r.bwdWorkspaceBytes = options.batch * r.nq * r.queryHeads * kLseBytes * (1 + spec.headDim);
+    r.bwdPBytes = r.densePairs * kElementBytes;
+  }
+
   r.density = r.densePairs ? static_cast<double>(r.allowedPairs) / r.densePairs : 0;
   r.waste = r.allowedPairs ? static_cast<double>(r.computedPairs) / r.allowedPairs : 0;
   double computeS = r.flopsFwdComputed / (options.hardware.peakTflops * 1e12);
@@ -139,6 +147,11 @@ std::string toJson(const Report &r) {
   j["kv_cache_bytes_per_token"] = r.kvCacheBytesPerToken;
   j["kv_cache_bytes_per_token_mha"] = r.kvCacheBytesPerTokenMha;
   j["kv_cache_bytes_per_token_mqa"] = r.kvCacheBytesPerTokenMqa;
+  if (r.backward)
+    j["backward"] = {{"saved_lse_bytes", r.bwdLseBytes},
+                     {"workspace_bytes_max", r.bwdWorkspaceBytes},
+                     {"stored_p_bytes", r.bwdPBytes},
+                     {"bytes_saved", r.bwdPBytes - r.bwdLseBytes}};
   j["est_time_ms"] = r.estTimeMs;
   j["est_bound"] = r.computeBound ? "compute" : "memory";
   j["peak_tflops"] = r.hardware.peakTflops;
@@ -180,6 +193,12 @@ std::string toText(const Report &r) {
      << " (useful: 4 and 10 per pair and head_dim)\n";
   os << "  memory       " << bytes(r.hbmBytesMin)
      << " minimum HBM traffic (read Q, K, V; write O, LSE once)\n";
+  if (r.backward)
+    os << "  backward     recomputes P from the saved LSE (" << bytes(r.bwdLseBytes)
+       << "): no N x N tensor; storing P would take " << bytes(r.bwdPBytes)
+       << "\n               (saves " << bytes(r.bwdPBytes - r.bwdLseBytes)
+       << "); float32 workspace at most " << bytes(r.bwdWorkspaceBytes)
+       << " (delta, atomic dQ)\n";
   os << "  KV cache     " << withCommas(r.kvCacheBytesPerToken) << " bytes/token ("
      << r.specKvHeads << " kv heads); MHA " << withCommas(r.kvCacheBytesPerTokenMha)
      << ", MQA " << withCommas(r.kvCacheBytesPerTokenMqa) << "\n";

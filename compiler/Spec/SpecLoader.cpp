@@ -66,7 +66,8 @@ constexpr int64_t kFormatVersion = 1;
 constexpr size_t kMaxNesting = 512;
 
 const std::vector<std::string> kSpecKeys = {"attnc",   "name",  "dtype", "head_dim", "heads",
-                                            "seq_len", "scale", "mask",  "backward"};
+                                            "seq_len", "scale", "mask",  "backward",
+                                            "deterministic"};
 const std::vector<std::string> kMaskKinds = {"full",         "causal", "window",   "global",
                                              "block_sparse", "union",  "intersect"};
 const std::vector<std::string> kGlobalForms = {"tokens", "ranges", "stride", "runtime"};
@@ -621,6 +622,12 @@ std::optional<Spec> Validator::spec() {
     else
       error(*n, "must be a boolean, got " + describe(*n));
   }
+  if (std::optional<Node> n = find(root, "deterministic")) {
+    if (!n->value->is_boolean())
+      error(*n, "must be a boolean, got " + describe(*n));
+    else if ((spec.deterministic = n->value->get<bool>()) && !spec.backward)
+      warning(*n, "has no effect without \"backward\": true");
+  }
 
   seqLenKV_ = spec.seqLenKV;
   if (std::optional<Node> n = required(root, "mask"))
@@ -1020,6 +1027,8 @@ std::string toJson(const Spec &spec) {
   j["scale"] = spec.scale;
   j["mask"] = maskToJson(spec.mask);
   j["backward"] = spec.backward;
+  if (spec.deterministic)
+    j["deterministic"] = true;
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 

@@ -43,7 +43,8 @@ OwningOpRef<ModuleOp> specToModule(MLIRContext &ctx, const spec::Spec &s) {
       b, toLoc(ctx, s.maskLoc.loc), qType, lseType, body->getArgument(0), body->getArgument(1),
       body->getArgument(2), attn::maskToAttr(&ctx, s.mask), b.getI64IntegerAttr(s.queryHeads),
       b.getI64IntegerAttr(s.kvHeads), b.getF64FloatAttr(s.scale),
-      s.backward ? b.getUnitAttr() : UnitAttr(), /*tile=*/nullptr, /*schedule=*/nullptr,
+      s.backward ? b.getUnitAttr() : UnitAttr(),
+      s.backward && s.deterministic ? b.getUnitAttr() : UnitAttr(), /*tile=*/nullptr, /*schedule=*/nullptr,
       /*residue_classes=*/nullptr);
   func::ReturnOp::create(b, specLoc, op.getResults());
 

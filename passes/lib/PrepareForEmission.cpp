@@ -21,7 +21,9 @@ bool isEmittable(Operation *op) {
   if (auto constant = dyn_cast<arith::ConstantOp>(op))
     return constant.getType().isIndex();
   return isa<FlashLoopOp, TileYieldOp, LoadTileOp, KvLoopOp, YieldOp, QKOp, MaskTileOp, RowMaxOp,
-             Exp2DiffOp, RescaleOp, RowSumUpdateOp, PVUpdateOp, FinalizeOp, FillOp>(op);
+             Exp2DiffOp, RescaleOp, RowSumUpdateOp, PVUpdateOp, FinalizeOp, FillOp,
+             GradPreprocessOp, GradKvLoopOp, QLoopOp, GradQLoopOp, GradYieldOp, DqConvertOp,
+             LoadRowOp, RecomputePOp, DsOp, MatmulAccOp, DqAtomicAddOp>(op);
 }
 
 struct AttnPrepareForEmissionPass
@@ -33,13 +35,17 @@ struct AttnPrepareForEmissionPass
         return WalkResult::interrupt();
       }
       if (auto mask = dyn_cast<MaskTileOp>(op)) {
-        auto loop = mask->getParentOfType<KvLoopOp>();
-        if (!loop) {
-          mask.emitOpError("must be inside attn.kv_loop");
+        Attribute schedule;
+        if (auto loop = dyn_cast<KvLoopOp>(mask->getParentOp()))
+          schedule = loop.getSchedule();
+        else if (auto loop = dyn_cast<QLoopOp>(mask->getParentOp()))
+          schedule = loop.getSchedule();
+        if (!schedule) {
+          mask.emitOpError("must be inside attn.kv_loop or attn.q_loop");
           return WalkResult::interrupt();
         }
-        mask.setFormAttr(StringAttr::get(
-            op->getContext(), isa<BandScheduleAttr>(loop.getSchedule()) ? "band" : "bitmask"));
+        mask.setFormAttr(StringAttr::get(op->getContext(),
+                                         isa<BandScheduleAttr>(schedule) ? "band" : "bitmask"));
       }
       return WalkResult::advance();
     });

@@ -240,6 +240,28 @@ inline void bandColumnTiles(const Band &band, int64_t qt, int64_t M, int64_t N, 
   last = k1 / N;
 }
 
+/// The query tiles [first, last] that may see kv tile kt under the band
+/// (first > last when none), with M x N tiles over nq x nk: the mirror of
+/// bandColumnTiles, for the backward's kv-stationary loop.
+inline void bandRowTiles(const Band &band, int64_t kt, int64_t M, int64_t N, int64_t nq,
+                         int64_t nk, int64_t &first, int64_t &last) {
+  int64_t k0 = kt * N, k1 = std::min(nk, (kt + 1) * N) - 1;
+  // Positions p with p - k in [lo, hi] for a key k in [k0, k1]: p in
+  // [k0 + lo, k1 + hi]; rows i = p - (nk - nq), clipped to [0, nq) (in 128
+  // bits: the bounds may be near +-2^63).
+  __int128 lowRow = static_cast<__int128>(k0) + band.lo - (nk - nq);
+  __int128 highRow = static_cast<__int128>(k1) + band.hi - (nk - nq);
+  int64_t i0 = lowRow < 0 ? 0 : static_cast<int64_t>(std::min<__int128>(lowRow, nq));
+  int64_t i1 = highRow > nq - 1 ? nq - 1 : static_cast<int64_t>(std::max<__int128>(highRow, -1));
+  if (band.lo > band.hi || i0 > i1) {
+    first = 0;
+    last = -1;
+    return;
+  }
+  first = i0 / M;
+  last = i1 / M;
+}
+
 /// The class of kv tile kt for query tile qt under the band (clipped tiles).
 inline TileClass bandTile(const Band &band, int64_t qt, int64_t kt, int64_t M, int64_t N,
                           int64_t nq, int64_t nk) {
@@ -356,6 +378,138 @@ void storeLse(const attnc_tensor_view &t, int64_t b, int64_t head, int64_t tile,
   float *data = static_cast<float *>(t.data);
   for (int64_t r = 0; r < M && tile * M + r < t.shape[2]; ++r)
     data[b * t.strides[0] + head * t.strides[1] + (tile * M + r) * t.strides[2]] = lse.v[r];
+}
+
+//===----------------------------------------------------------------------===//
+// The backward pass (attn.attention_grad): P recomputed from the saved LSE.
+// Scores are unscaled here (Q is loaded as is: dK needs it); recomputeP
+// applies scale * log2(e). Names ending in T take transposed tiles (keys by
+// query rows) of the kv-stationary pass, whose row vectors index columns.
+//===----------------------------------------------------------------------===//
+
+/// delta = rowsum(dO * O) for query tile qt of head h (float32 [B, Hq, Nq]).
+template <bool IsBf16, int64_t M, int64_t D>
+void computeDelta(const attnc_backward_args &args, int64_t b, int64_t h, int64_t qt) {
+  const uint16_t *o = static_cast<const uint16_t *>(args.o.data);
+  const uint16_t *dO = static_cast<const uint16_t *>(args.d_o.data);
+  float *delta = static_cast<float *>(args.delta.data);
+  for (int64_t i = qt * M; i < std::min(args.nq, (qt + 1) * M); ++i) {
+    const uint16_t *oRow = o + b * args.o.strides[0] + i * args.o.strides[1] + h * args.o.strides[2];
+    const uint16_t *dRow =
+        dO + b * args.d_o.strides[0] + i * args.d_o.strides[1] + h * args.d_o.strides[2];
+    float sum = 0.0f;
+    for (int64_t d = 0; d < D; ++d)
+      sum += load<IsBf16>(oRow, d) * load<IsBf16>(dRow, d);
+    delta[b * args.delta.strides[0] + h * args.delta.strides[1] + i * args.delta.strides[2]] = sum;
+  }
+}
+
+/// Loads rows [tile * M, tile * M + M) of a float32 [B, H, N] tensor (LSE or
+/// delta) at (b, head); rows past N get `pastEnd`.
+template <int64_t M>
+void loadRow(const attnc_tensor_view &t, int64_t b, int64_t head, int64_t tile, float pastEnd,
+             Row<M> &out) {
+  const float *data = static_cast<const float *>(t.data);
+  for (int64_t r = 0; r < M; ++r) {
+    int64_t n = tile * M + r;
+    out.v[r] = n < t.shape[2] ? data[b * t.strides[0] + head * t.strides[1] + n * t.strides[2]]
+                              : pastEnd;
+  }
+}
+
+/// Masks a transposed band tile S^T (keys by query rows): on PARTIAL tiles
+/// every forbidden pair becomes -inf; on every tile the keys past nk do.
+template <int64_t N, int64_t M>
+void maskBandT(Tile<N, M> &st, const Band &band, int64_t qt, int64_t kt, bool partial, int64_t nq,
+               int64_t nk) {
+  const int64_t validKeys = std::min<int64_t>(N, nk - kt * N);
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t i = 0; i < M; ++i)
+      if (j >= validKeys || (partial && !bandAllows(band, qt * M + i + nk - nq, kt * N + j)))
+        st.v[j][i] = -INFINITY;
+}
+
+/// Masks a transposed table tile: the bits of column-table entry `entry`
+/// (forward layout, query rows of words) say which pairs are allowed.
+template <int64_t N, int64_t M>
+void maskBitsT(Tile<N, M> &st, const attnc_schedule_table &columns, int64_t entry, int64_t kt,
+               bool partial, int64_t nk) {
+  const int64_t validKeys = std::min<int64_t>(N, nk - kt * N);
+  const uint64_t *bits = partial ? columns.bits + columns.bit_offsets[entry] : nullptr;
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t i = 0; i < M; ++i) {
+      bool allowed = j < validKeys &&
+                     (!partial || ((bits[i * columns.words_per_row + j / 64] >> (j % 64)) & 1u));
+      if (!allowed)
+        st.v[j][i] = -INFINITY;
+    }
+}
+
+/// P = exp2(S * scaleLog2 - LSE * log2(e)): 0 where S = -inf and on rows
+/// with LSE = -inf (fully masked), never NaN.
+inline float recomputedProbability(float s, float lse, float scaleLog2) {
+  return s == -INFINITY || lse == -INFINITY ? 0.0f : std::exp2(s * scaleLog2 - lse * kLog2e);
+}
+
+/// P = exp2(S * scaleLog2 - LSE * log2 e), LSE per row.
+template <int64_t M, int64_t N>
+void recomputeP(const Tile<M, N> &s, const Row<M> &lse, float scaleLog2, Tile<M, N> &p) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j)
+      p.v[i][j] = recomputedProbability(s.v[i][j], lse.v[i], scaleLog2);
+}
+
+/// P^T from S^T, LSE per column.
+template <int64_t N, int64_t M>
+void recomputePT(const Tile<N, M> &st, const Row<M> &lse, float scaleLog2, Tile<N, M> &pt) {
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t i = 0; i < M; ++i)
+      pt.v[j][i] = recomputedProbability(st.v[j][i], lse.v[i], scaleLog2);
+}
+
+/// dS = P * (dP - delta), delta per row.
+template <int64_t M, int64_t N>
+void dScores(const Tile<M, N> &p, const Tile<M, N> &dp, const Row<M> &delta, Tile<M, N> &out) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j)
+      out.v[i][j] = p.v[i][j] == 0.0f ? 0.0f : p.v[i][j] * (dp.v[i][j] - delta.v[i]);
+}
+
+/// dS^T = P^T * (dP^T - delta), delta per column.
+template <int64_t N, int64_t M>
+void dScoresT(const Tile<N, M> &pt, const Tile<N, M> &dpt, const Row<M> &delta, Tile<N, M> &out) {
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t i = 0; i < M; ++i)
+      out.v[j][i] = pt.v[j][i] == 0.0f ? 0.0f : pt.v[j][i] * (dpt.v[j][i] - delta.v[i]);
+}
+
+/// out = acc + A B for an (R, K) A and a (K, C) B.
+template <int64_t R, int64_t K, int64_t C>
+void matmulAcc(const Tile<R, C> &acc, const Tile<R, K> &a, const Tile<K, C> &b, Tile<R, C> &out) {
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t c = 0; c < C; ++c)
+      out.v[r][c] = acc.v[r][c];
+    for (int64_t k = 0; k < K; ++k) {
+      float x = a.v[r][k];
+      if (x == 0.0f)
+        continue;
+      for (int64_t c = 0; c < C; ++c)
+        out.v[r][c] += x * b.v[k][c];
+    }
+  }
+}
+
+/// Stores scale * g for the rows of a gradient tile that lie inside the
+/// [B, N, H, D] gradient tensor (dQ, dK or dV).
+template <bool IsBf16, int64_t R, int64_t D>
+void storeGrad(const attnc_tensor_view &t, int64_t b, int64_t tile, int64_t head,
+               const Tile<R, D> &g, float scale) {
+  uint16_t *data = static_cast<uint16_t *>(t.data);
+  for (int64_t r = 0; r < R && tile * R + r < t.shape[1]; ++r) {
+    uint16_t *row = data + b * t.strides[0] + (tile * R + r) * t.strides[1] + head * t.strides[2];
+    for (int64_t d = 0; d < D; ++d)
+      store<IsBf16>(row, d, g.v[r][d] * scale);
+  }
 }
 
 } // namespace attnc_cpu

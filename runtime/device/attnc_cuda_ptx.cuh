@@ -92,6 +92,38 @@ template <bool IsBf16> __device__ __forceinline__ uint32_t packFloat2(float lo, 
   return packed;
 }
 
+/// Starts an asynchronous 4-byte copy global -> shared (cached in L1 and L2); zero-fills when !valid.
+__device__ __forceinline__ void cpAsync4(uint32_t sharedDst, const void *globalSrc, bool valid) {
+  const int sourceBytes = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(sharedDst), "l"(globalSrc),
+               "r"(sourceBytes)
+               : "memory");
+}
+
+/// Two packed bf16 or f16 values (`lo` in the low half) as floats.
+template <bool IsBf16> __device__ __forceinline__ void unpackFloat2(uint32_t packed, float &lo, float &hi) {
+  if constexpr (IsBf16) {
+    lo = __uint_as_float(packed << 16);
+    hi = __uint_as_float(packed & 0xffff0000u);
+  } else {
+    asm("{\n .reg .f16 l, h;\n mov.b32 {l, h}, %2;\n cvt.f32.f16 %0, l;\n cvt.f32.f16 %1, h;\n}\n"
+        : "=f"(lo), "=f"(hi)
+        : "r"(packed));
+  }
+}
+
+/// *address += (lo, hi) without a result (red.global): one 8-byte vector reduction on sm_90, two
+/// 4-byte ones before. `address` is 8-byte aligned global memory.
+__device__ __forceinline__ void redAddFloat2(float *address, float lo, float hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(address), "f"(lo), "f"(hi)
+               : "memory");
+#else
+  asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(address), "f"(lo) : "memory");
+  asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(address + 1), "f"(hi) : "memory");
+#endif
+}
+
 /// 2^x on the special function unit (ex2.approx.ftz: 2^-inf = +0, ~2 ulp).
 __device__ __forceinline__ float fastExp2(float x) {
   float y;

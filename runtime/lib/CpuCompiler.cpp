@@ -198,8 +198,16 @@ std::string openKernel(const std::string &path, const PackageData &package, Load
     fail(ATTNRT_ERROR_PACKAGE, package.sourceFile + ": the compiled kernel exports no " +
                                    package.entry + " (" + path + ")");
   }
+  void *backward = nullptr;
+  if (package.hasBackward && !(backward = ::dlsym(handle, package.backwardEntry.c_str()))) {
+    ::dlclose(handle);
+    fail(ATTNRT_ERROR_PACKAGE, package.sourceFile + ": the compiled kernel exports no " +
+                                   package.backwardEntry + " (" + path +
+                                   "), but the manifest has a backward section");
+  }
   out.handle = handle;
   out.forward = reinterpret_cast<attnc_forward_fn>(symbol);
+  out.backward = reinterpret_cast<attnc_backward_fn>(backward);
   return "";
 }
 

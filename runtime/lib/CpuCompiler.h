@@ -22,6 +22,7 @@ namespace attnc::runtime {
 struct LoadedKernel {
   void *handle = nullptr;             ///< dlclose it when done
   attnc_forward_fn forward = nullptr; ///< the entry point
+  attnc_backward_fn backward = nullptr; ///< the backward entry point, if the package has one
   bool fromCache = false;             ///< loaded from an existing cache entry
 };
 

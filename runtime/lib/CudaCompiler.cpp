@@ -15,6 +15,8 @@
 #include "Nvrtc.h"
 
 #include <atomic>
+#include <utility>
+#include <vector>
 #include <cerrno>
 #include <cstdio>
 #include <random>
@@ -99,12 +101,39 @@ std::string loadModule(CudaModule &m, std::string_view cubin, const PackageData 
                                    "); CUDA kernels define extern \"C\" __global__ void " +
                                    package.entry + "(const __grid_constant__ attnc_forward_args)");
   }
+  // The backward kernels, in the same module.
+  auto backward = [&](const PackageData::CudaLaunch &launch, CUfunction &out) {
+    if (launch.entry.empty())
+      return;
+    if (CUresult result = d.cuModuleGetFunction(&out, module, launch.entry.c_str())) {
+      d.cuModuleUnload(module);
+      fail(ATTNRT_ERROR_PACKAGE, package.sourceFile + ": the compiled kernel has no backward entry " +
+                                     launch.entry + " (" + resultText(d, result) + ")");
+    }
+  };
+  backward(package.preprocess, m.preprocess);
+  backward(package.dkdv, m.dkdv);
+  backward(package.dq, m.dq);
+  backward(package.dqConvert, m.dqConvert);
   m.module = module;
   m.function = function;
   return "";
 }
 
-/// Fails unless the device gives a block launch.shared_bytes of shared memory.
+/// Every kernel of the package with the dynamic shared memory it launches with.
+std::vector<std::pair<CUfunction, const PackageData::CudaLaunch *>>
+launches(const CudaModule &m, const PackageData &package,
+         PackageData::CudaLaunch &forward) {
+  forward = {package.entry, package.threadsPerBlock, package.sharedBytes};
+  std::vector<std::pair<CUfunction, const PackageData::CudaLaunch *>> all = {{m.function, &forward}};
+  for (auto [f, launch] : {std::pair{m.preprocess, &package.preprocess}, {m.dkdv, &package.dkdv},
+                           {m.dq, &package.dq}, {m.dqConvert, &package.dqConvert}})
+    if (f)
+      all.push_back({f, launch});
+  return all;
+}
+
+/// Fails unless the device gives each kernel's block its shared memory.
 void checkSharedMemory(const CudaModule &m, const PackageData &package) {
   const Driver &d = m.driver;
   int optIn = 0;
@@ -112,25 +141,31 @@ void checkSharedMemory(const CudaModule &m, const PackageData &package) {
         d.cuDeviceGetAttribute(&optIn, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
                                m.device),
         ATTNRT_ERROR_KERNEL, "cuDeviceGetAttribute (shared memory per block)");
-  if (package.sharedBytes > optIn)
-    fail(ATTNRT_ERROR_UNSUPPORTED,
-         "kernel \"" + package.name + "\" needs " + std::to_string(package.sharedBytes) +
-             " bytes of shared memory per block (launch.shared_bytes), but this GPU (" + m.arch +
-             ") allows at most " + std::to_string(optIn));
+  PackageData::CudaLaunch forward;
+  for (auto [f, launch] : launches(m, package, forward))
+    if (launch->sharedBytes > optIn)
+      fail(ATTNRT_ERROR_UNSUPPORTED,
+           "kernel \"" + package.name + "\": " + launch->entry + " needs " +
+               std::to_string(launch->sharedBytes) +
+               " bytes of shared memory per block (the manifest's shared_bytes), but this GPU (" +
+               m.arch + ") allows at most " + std::to_string(optIn));
 }
 
-/// Opts the entry in to launch.shared_bytes of dynamic shared memory when
-/// that is above the 48 KiB every kernel gets.
+/// Opts each kernel in to its dynamic shared memory when that is above the
+/// 48 KiB every kernel gets.
 void optInSharedMemory(const CudaModule &m, const PackageData &package) {
-  if (package.sharedBytes <= kDefaultDynamicSharedBytes)
-    return;
   const Driver &d = m.driver;
-  check(d,
-        d.cuFuncSetAttribute(m.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                             static_cast<int>(package.sharedBytes)),
-        ATTNRT_ERROR_UNSUPPORTED,
-        "kernel \"" + package.name + "\": cuFuncSetAttribute (" +
-            std::to_string(package.sharedBytes) + " bytes of dynamic shared memory)");
+  PackageData::CudaLaunch forward;
+  for (auto [f, launch] : launches(m, package, forward)) {
+    if (launch->sharedBytes <= kDefaultDynamicSharedBytes)
+      continue;
+    check(d,
+          d.cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                               static_cast<int>(launch->sharedBytes)),
+          ATTNRT_ERROR_UNSUPPORTED,
+          "kernel \"" + package.name + "\": cuFuncSetAttribute (" + launch->entry + ", " +
+              std::to_string(launch->sharedBytes) + " bytes of dynamic shared memory)");
+  }
 }
 
 /// A definition no other compile has ever seen. With a driver present,

@@ -37,6 +37,9 @@ public:
   bool retainedPrimary = false; ///< context is device's primary context, retained by us
   cuda::CUmodule module = nullptr;
   cuda::CUfunction function = nullptr; ///< the entry point
+  /// The backward kernels (PackageData's preprocess, dkdv, dq, dqConvert);
+  /// null where the package has none.
+  cuda::CUfunction preprocess = nullptr, dkdv = nullptr, dq = nullptr, dqConvert = nullptr;
   std::string arch;                    ///< "sm_90"
   bool fromCache = false;              ///< loaded from an existing cache entry
 };

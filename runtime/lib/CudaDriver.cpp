@@ -68,7 +68,9 @@ Loaded load() {
             resolve(library, "cuMemFree_v2", d.cuMemFree, why) &&
             resolve(library, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD, why) &&
             resolve(library, "cuPointerGetAttributes", d.cuPointerGetAttributes, why) &&
-            resolve(library, "cuStreamSynchronize", d.cuStreamSynchronize, why);
+            resolve(library, "cuStreamSynchronize", d.cuStreamSynchronize, why) &&
+            resolve(library, "cuMemAllocAsync", d.cuMemAllocAsync, why) &&
+            resolve(library, "cuMemFreeAsync", d.cuMemFreeAsync, why);
   if (!ok)
     return loaded;
   if (CUresult result = d.cuInit(0)) {

@@ -66,6 +66,8 @@ struct Driver {
   CUresult (*cuPointerGetAttributes)(unsigned count, int *attributes, void **values,
                                      CUdeviceptr pointer);
   CUresult (*cuStreamSynchronize)(CUstream stream);
+  CUresult (*cuMemAllocAsync)(CUdeviceptr *pointer, size_t bytes, CUstream stream);
+  CUresult (*cuMemFreeAsync)(CUdeviceptr pointer, CUstream stream);
 };
 
 /// The driver, loaded and initialized (cuInit(0)) once per process. Returns

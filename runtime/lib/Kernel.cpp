@@ -55,13 +55,17 @@ template <typename T> size_t append(std::vector<unsigned char> &bytes, const std
 } // namespace
 
 DeviceTable::DeviceTable(const CudaModule &module, const ScheduleTable &table) : module_(module) {
-  // One allocation: the 8-byte arrays first, the byte array last.
+  // One allocation: the 8-byte arrays first, the byte arrays last.
   std::vector<unsigned char> bytes;
   const size_t rowOffsets = append(bytes, table.rowOffsets);
   const size_t colTiles = append(bytes, table.colTiles);
   const size_t bitOffsets = append(bytes, table.bitOffsets);
   const size_t bits = append(bytes, table.bits);
+  const size_t columnOffsets = append(bytes, table.columnOffsets);
+  const size_t columnRowTiles = append(bytes, table.columnRowTiles);
+  const size_t columnBitOffsets = append(bytes, table.columnBitOffsets);
   const size_t full = append(bytes, table.full);
+  const size_t columnFull = append(bytes, table.columnFull);
   const Driver &d = module_.driver;
   if (CUresult result = d.cuMemAlloc(&memory_, std::max<size_t>(bytes.size(), 1)))
     fail(ATTNRT_ERROR_KERNEL, "cuMemAlloc (" + std::to_string(bytes.size()) +
@@ -85,6 +89,11 @@ DeviceTable::DeviceTable(const CudaModule &module, const ScheduleTable &table) :
   view_.bits = reinterpret_cast<const uint64_t *>(at(bits));
   view_.full = reinterpret_cast<const uint8_t *>(at(full));
   view_.words_per_row = table.wordsPerRow;
+  columnsView_ = view_;
+  columnsView_.row_offsets = reinterpret_cast<const int64_t *>(at(columnOffsets));
+  columnsView_.col_tiles = reinterpret_cast<const int64_t *>(at(columnRowTiles));
+  columnsView_.bit_offsets = reinterpret_cast<const int64_t *>(at(columnBitOffsets));
+  columnsView_.full = reinterpret_cast<const uint8_t *>(at(columnFull));
 }
 
 DeviceTable::~DeviceTable() {
@@ -249,6 +258,193 @@ void Kernel::forwardCuda(attnc_forward_args &args, void *stream, bool wait) {
              std::to_string(p.sharedBytes) + " bytes of shared memory per block)");
   if (wait)
     synchronize(stream);
+}
+
+void Kernel::backward(const attnc_tensor_view *q, const attnc_tensor_view *k,
+                      const attnc_tensor_view *v, const attnc_tensor_view *o,
+                      const attnc_tensor_view *lse, const attnc_tensor_view *dO,
+                      attnc_tensor_view *dq, attnc_tensor_view *dk, attnc_tensor_view *dv,
+                      const int64_t *globalTokens, int64_t numGlobalTokens, int32_t numThreads,
+                      void *stream, bool wait) {
+  const PackageData &p = *package_;
+  if (!p.hasBackward)
+    fail(ATTNRT_ERROR_UNSUPPORTED, "kernel \"" + p.name +
+                                       "\" has no backward pass: compile its spec with "
+                                       "\"backward\": true");
+  LaunchShape shape =
+      validateBackward(p, q, k, v, o, lse, dO, dq, dk, dv, globalTokens, numGlobalTokens);
+  std::optional<ContextGuard> context;
+  if (cuda_) {
+    context.emplace(cuda_->driver, cuda_->context);
+    auto kind = [&](const void *pointer) { return memoryKind(cuda_->driver, pointer); };
+    validateCudaTensors(*q, *k, *v, *o, *lse, kind);
+    validateCudaGradients(*dO, *dq, *dk, *dv, kind);
+    if (shape.batch > kMaxGridYZ)
+      fail(ATTNRT_ERROR_INVALID_ARGUMENT,
+           "q: batch " + std::to_string(shape.batch) + " exceeds the CUDA grid's " +
+               std::to_string(kMaxGridYZ) + " blocks in z; split the batch");
+    if (p.queryHeads > kMaxGridYZ)
+      fail(ATTNRT_ERROR_UNSUPPORTED, "kernel \"" + p.name + "\": " +
+                                         std::to_string(p.queryHeads) +
+                                         " query heads exceed the CUDA grid's " +
+                                         std::to_string(kMaxGridYZ) + " blocks in y");
+  }
+  attnc_backward_args args{};
+  args.q = *q;
+  args.k = *k;
+  args.v = *v;
+  args.o = *o;
+  args.lse = *lse;
+  args.d_o = *dO;
+  args.dq = *dq;
+  args.dk = *dk;
+  args.dv = *dv;
+  args.batch = shape.batch;
+  args.nq = shape.nq;
+  args.nk = shape.nk;
+  CachedTable schedule{};
+  if (p.schedule == ScheduleKind::Table) {
+    schedule = table(shape.nq, shape.nk,
+                     std::vector<int64_t>(globalTokens, globalTokens + numGlobalTokens));
+    args.schedule = cuda_ ? schedule.device->view() : schedule.host->view();
+    args.columns = cuda_ ? schedule.device->columnsView() : schedule.host->columnsView();
+  }
+  const int64_t d = p.residueClasses;
+  if (d == 1) {
+    launchBackward(args, numThreads, stream);
+  } else {
+    // One launch per residue class, as the forward (see forward()). A class
+    // may have keys and no queries (its dK and dV are zero) or queries and
+    // no keys (their dQ is zero): both still launch.
+    const int64_t offset = shape.nk - shape.nq;
+    for (int64_t r = 0; r < d; ++r) {
+      int64_t firstRow = ((r - offset) % d + d) % d;
+      attnc_backward_args sub = args;
+      sub.nq = firstRow < shape.nq ? (shape.nq - firstRow + d - 1) / d : 0;
+      sub.nk = r < shape.nk ? (shape.nk - r + d - 1) / d : 0;
+      if (sub.nq == 0 && sub.nk == 0)
+        continue;
+      auto rows = [&](attnc_tensor_view &view, int dim, int64_t first, int64_t count,
+                      int64_t elementBytes) {
+        if (count > 0)
+          view.data = static_cast<char *>(view.data) + first * view.strides[dim] * elementBytes;
+        view.shape[dim] = count;
+        view.strides[dim] *= d;
+      };
+      for (attnc_tensor_view *view : {&sub.q, &sub.o, &sub.d_o, &sub.dq})
+        rows(*view, 1, firstRow, sub.nq, 2);
+      rows(sub.lse, 2, firstRow, sub.nq, 4);
+      for (attnc_tensor_view *view : {&sub.k, &sub.v, &sub.dk, &sub.dv})
+        rows(*view, 1, std::min(r, shape.nk), sub.nk, 2);
+      launchBackward(sub, numThreads, stream);
+    }
+  }
+  if (cuda_ && wait)
+    synchronize(stream);
+}
+
+namespace {
+
+/// A contiguous float32 view of `shape` over `data`.
+attnc_tensor_view floatView(void *data, std::initializer_list<int64_t> shape) {
+  attnc_tensor_view view{};
+  view.data = data;
+  view.rank = static_cast<int32_t>(shape.size());
+  view.dtype = ATTNC_DTYPE_FP32;
+  int d = 0;
+  for (int64_t extent : shape)
+    view.shape[d++] = extent;
+  int64_t stride = 1;
+  for (int i = view.rank - 1; i >= 0; --i) {
+    view.strides[i] = stride;
+    stride *= view.shape[i];
+  }
+  return view;
+}
+
+} // namespace
+
+void Kernel::launchBackward(attnc_backward_args &args, int32_t numThreads, void *stream) {
+  const PackageData &p = *package_;
+  if (cuda_) {
+    backwardCuda(args, stream);
+    return;
+  }
+  // CPU: delta lives on the host for the call; dQ comes from the separate pass.
+  std::vector<float> delta(static_cast<size_t>(args.batch * p.queryHeads * args.nq));
+  args.delta = floatView(delta.data(), {args.batch, p.queryHeads, args.nq});
+  args.num_threads =
+      numThreads > 0 ? numThreads
+                     : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  if (int status = loaded_.backward(&args))
+    fail(ATTNRT_ERROR_KERNEL, "kernel \"" + p.name + "\": " + p.backwardEntry + " returned " +
+                                  std::to_string(status));
+}
+
+void Kernel::launchCuda(CUfunction function, const PackageData::CudaLaunch &launch,
+                        const unsigned (&grid)[3], void *params, void *stream) {
+  const Driver &d = cuda_->driver;
+  if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0)
+    return; // nothing to do (a residue class without queries or keys)
+  void *arguments[] = {params};
+  if (CUresult result = d.cuLaunchKernel(
+          function, grid[0], grid[1], grid[2], static_cast<unsigned>(launch.threadsPerBlock), 1, 1,
+          static_cast<unsigned>(launch.sharedBytes), static_cast<CUstream>(stream), arguments,
+          nullptr))
+    fail(ATTNRT_ERROR_KERNEL,
+         "kernel \"" + package_->name + "\": cuLaunchKernel of " + launch.entry +
+             " failed: " + resultText(d, result) + " (grid [" + std::to_string(grid[0]) + ", " +
+             std::to_string(grid[1]) + ", " + std::to_string(grid[2]) + "], " +
+             std::to_string(launch.threadsPerBlock) + " threads and " +
+             std::to_string(launch.sharedBytes) + " bytes of shared memory per block)");
+}
+
+void Kernel::backwardCuda(attnc_backward_args &args, void *stream) {
+  const Driver &d = cuda_->driver;
+  const PackageData &p = *package_;
+  const int64_t queryTiles = (args.nq + p.blockM - 1) / p.blockM;
+  const int64_t kvTiles = (args.nk + p.blockN - 1) / p.blockN;
+  if (std::max(queryTiles, kvTiles) > kMaxGridX)
+    fail(ATTNRT_ERROR_INVALID_ARGUMENT, "q: the lengths need more tiles than a CUDA grid has");
+  // The float32 workspace, stream-ordered: delta [B, Hq, Nq], then (atomic
+  // dQ) dq_accum [B, Nq, Hq, D], 16-byte aligned.
+  const int64_t deltaElems = args.batch * p.queryHeads * args.nq;
+  const int64_t deltaBytes = (deltaElems * 4 + 15) / 16 * 16;
+  const int64_t accumBytes = p.deterministic ? 0 : args.batch * args.nq * p.queryHeads * p.headDim * 4;
+  const auto cuStream = static_cast<CUstream>(stream);
+  CUdeviceptr workspace = 0;
+  if (deltaBytes + accumBytes > 0)
+    if (CUresult result = d.cuMemAllocAsync(&workspace, static_cast<size_t>(deltaBytes + accumBytes),
+                                            cuStream))
+      fail(ATTNRT_ERROR_KERNEL, "kernel \"" + p.name + "\": cuMemAllocAsync (" +
+                                    std::to_string(deltaBytes + accumBytes) +
+                                    " bytes of backward workspace): " + resultText(d, result));
+  auto *base = reinterpret_cast<char *>(static_cast<uintptr_t>(workspace));
+  args.delta = floatView(base, {args.batch, p.queryHeads, args.nq});
+  args.dq_accum = floatView(p.deterministic ? nullptr : base + deltaBytes,
+                            {args.batch, args.nq, p.queryHeads, p.headDim});
+  struct FreeWorkspace {
+    const Driver &d;
+    CUdeviceptr memory;
+    CUstream stream;
+    ~FreeWorkspace() {
+      if (memory)
+        d.cuMemFreeAsync(memory, stream);
+    }
+  } freeWorkspace{d, workspace, cuStream};
+
+  const unsigned queryGrid[3] = {static_cast<unsigned>(queryTiles),
+                                 static_cast<unsigned>(p.queryHeads),
+                                 static_cast<unsigned>(args.batch)};
+  const unsigned kvGrid[3] = {static_cast<unsigned>(kvTiles), static_cast<unsigned>(p.kvHeads),
+                              static_cast<unsigned>(args.batch)};
+  args.num_threads = static_cast<int32_t>(p.dkdv.threadsPerBlock);
+  launchCuda(cuda_->preprocess, p.preprocess, queryGrid, &args, stream);
+  launchCuda(cuda_->dkdv, p.dkdv, kvGrid, &args, stream);
+  if (p.deterministic)
+    launchCuda(cuda_->dq, p.dq, queryGrid, &args, stream);
+  else
+    launchCuda(cuda_->dqConvert, p.dqConvert, queryGrid, &args, stream);
 }
 
 void Kernel::synchronize(void *stream) {

@@ -25,8 +25,8 @@
 
 namespace attnc::runtime {
 
-/// A schedule table copied to device memory (one allocation), freed when
-/// the last launch that holds it is done with it.
+/// A schedule table and its transpose copied to device memory (one
+/// allocation), freed when the last launch that holds it is done with it.
 class DeviceTable {
 public:
   /// Copies `table` into `module`'s context; waits for the copy. Throws Error.
@@ -37,11 +37,14 @@ public:
 
   /// The view a kernel reads: device pointers.
   const attnc_schedule_table &view() const { return view_; }
+  /// The view of the transposed (column) table: device pointers, the same bits.
+  const attnc_schedule_table &columnsView() const { return columnsView_; }
 
 private:
   const CudaModule &module_;
   cuda::CUdeviceptr memory_ = 0;
   attnc_schedule_table view_{};
+  attnc_schedule_table columnsView_{};
 };
 
 class Kernel {
@@ -61,6 +64,14 @@ public:
                attnc_tensor_view *o, attnc_tensor_view *lse, const int64_t *globalTokens,
                int64_t numGlobalTokens, int32_t numThreads, void *stream, bool wait);
 
+  /// The backward pass (attnrt_backward_async), like forward. Throws Error
+  /// (ATTNRT_ERROR_UNSUPPORTED when the package has no backward kernels).
+  void backward(const attnc_tensor_view *q, const attnc_tensor_view *k,
+                const attnc_tensor_view *v, const attnc_tensor_view *o,
+                const attnc_tensor_view *lse, const attnc_tensor_view *dO, attnc_tensor_view *dq,
+                attnc_tensor_view *dk, attnc_tensor_view *dv, const int64_t *globalTokens,
+                int64_t numGlobalTokens, int32_t numThreads, void *stream, bool wait);
+
 private:
   /// One cached table: the lengths and the sorted, unique token list it was
   /// built for; `host` for CPU kernels, `device` for CUDA kernels.
@@ -79,6 +90,13 @@ private:
   void forwardCuda(attnc_forward_args &args, void *stream, bool wait);
   /// Runs one launch on the kernel's target (CPU threads or the CUDA stream).
   void launch(attnc_forward_args &args, int32_t numThreads, void *stream, bool wait);
+  /// One backward launch (one residue class) on the kernel's target, with
+  /// its float32 workspace.
+  void launchBackward(attnc_backward_args &args, int32_t numThreads, void *stream);
+  void backwardCuda(attnc_backward_args &args, void *stream);
+  /// Launches one CUDA kernel of the package on `stream`.
+  void launchCuda(cuda::CUfunction function, const PackageData::CudaLaunch &launch,
+                  const unsigned (&grid)[3], void *params, void *stream);
   /// Waits for the stream; a failure on the GPU is ATTNRT_ERROR_KERNEL.
   void synchronize(void *stream);
 

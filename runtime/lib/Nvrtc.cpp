@@ -14,12 +14,15 @@
 #include "Error.h"
 #include "Files.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <mutex>
+#include <random>
 #include <unistd.h>
 
 namespace attnc::runtime::nvrtc {
@@ -53,6 +56,8 @@ struct Api {
   nvrtcResult (*nvrtcGetProgramLog)(nvrtcProgram program, char *log);
   nvrtcResult (*nvrtcGetCUBINSize)(nvrtcProgram program, size_t *size);
   nvrtcResult (*nvrtcGetCUBIN)(nvrtcProgram program, char *cubin);
+  nvrtcResult (*nvrtcGetPTXSize)(nvrtcProgram program, size_t *size);
+  nvrtcResult (*nvrtcGetPTX)(nvrtcProgram program, char *ptx);
   std::string version; ///< "13.0"
 };
 
@@ -108,7 +113,9 @@ Loaded load() {
             resolve(library, file, "nvrtcGetProgramLogSize", a.nvrtcGetProgramLogSize, why) &&
             resolve(library, file, "nvrtcGetProgramLog", a.nvrtcGetProgramLog, why) &&
             resolve(library, file, "nvrtcGetCUBINSize", a.nvrtcGetCUBINSize, why) &&
-            resolve(library, file, "nvrtcGetCUBIN", a.nvrtcGetCUBIN, why);
+            resolve(library, file, "nvrtcGetCUBIN", a.nvrtcGetCUBIN, why) &&
+            resolve(library, file, "nvrtcGetPTXSize", a.nvrtcGetPTXSize, why) &&
+            resolve(library, file, "nvrtcGetPTX", a.nvrtcGetPTX, why);
   if (!ok)
     return loaded;
   int major = 0, minor = 0;
@@ -214,6 +221,18 @@ int64_t integerAfter(const std::string &text, size_t from) {
   return digit == std::string::npos ? -1 : std::strtoll(text.c_str() + digit, nullptr, 10);
 }
 
+/// The integer right before `unit` in `line` ("1024" of "1024 bytes smem");
+/// 0 if the line does not mention the unit.
+int64_t numberBefore(const std::string &line, const std::string &unit) {
+  size_t at = line.find(unit);
+  if (at == std::string::npos)
+    return 0;
+  size_t begin = at;
+  while (begin > 0 && line[begin - 1] >= '0' && line[begin - 1] <= '9')
+    --begin;
+  return begin == at ? 0 : std::strtoll(line.c_str() + begin, nullptr, 10);
+}
+
 } // namespace
 
 std::string version() { return api().version; }
@@ -250,7 +269,7 @@ bool isRealArch(const std::string &arch) {
 }
 
 Build compile(const PackageData &package, const std::vector<std::string> &options, bool verbose,
-              const std::string &appended) {
+              const std::string &appended, bool withPtx) {
   const Api &nvrtc = api();
   std::string dumped, dumpProblem;
   const char *dumpEnv = std::getenv("ATTNC_DUMP_SOURCE");
@@ -313,6 +332,20 @@ Build compile(const PackageData &package, const std::vector<std::string> &option
   if ((result = nvrtc.nvrtcGetCUBIN(program.get(), build.cubin.data())) != NVRTC_SUCCESS)
     fail(ATTNRT_ERROR_COMPILE,
          package.sourceFile + ": nvrtcGetCUBIN failed: " + nvrtc.nvrtcGetErrorString(result));
+  if (withPtx) {
+    size = 0;
+    if ((result = nvrtc.nvrtcGetPTXSize(program.get(), &size)) != NVRTC_SUCCESS || size == 0)
+      fail(ATTNRT_ERROR_COMPILE,
+           package.sourceFile + ": NVRTC produced no PTX (" + optionsLine(options) + ")" +
+               (result != NVRTC_SUCCESS ? std::string(": ") + nvrtc.nvrtcGetErrorString(result)
+                                        : std::string()));
+    build.ptx.resize(size);
+    if ((result = nvrtc.nvrtcGetPTX(program.get(), build.ptx.data())) != NVRTC_SUCCESS)
+      fail(ATTNRT_ERROR_COMPILE,
+           package.sourceFile + ": nvrtcGetPTX failed: " + nvrtc.nvrtcGetErrorString(result));
+    // The size counts the terminating NUL: the text ends before it.
+    build.ptx.resize(std::strlen(build.ptx.c_str()));
+  }
   return build;
 }
 
@@ -338,7 +371,121 @@ bool readEntryInfo(const std::string &log, const std::string &entry, EntryInfo &
   }
   size_t used = section.find("Used ");
   out.registers = used == std::string::npos ? 0 : static_cast<int32_t>(integerAfter(section, used));
+  if (used != std::string::npos) {
+    // "Used 34 registers, used 1 barriers, 160 bytes cumulative stack size, 1024 bytes smem"
+    size_t lineEnd = section.find('\n', used);
+    const std::string line =
+        section.substr(used, lineEnd == std::string::npos ? lineEnd : lineEnd - used);
+    out.barriers = static_cast<int32_t>(numberBefore(line, " barriers"));
+    out.sharedBytes = numberBefore(line, " bytes smem");
+  }
   return true;
+}
+
+std::vector<std::string> entryNames(const std::string &log) {
+  const std::string marker = "Compiling entry function '";
+  std::vector<std::string> names;
+  for (size_t at = log.find(marker); at != std::string::npos; at = log.find(marker, at)) {
+    at += marker.size();
+    size_t end = log.find('\'', at);
+    if (end == std::string::npos)
+      break;
+    std::string name = log.substr(at, end - at);
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(std::move(name));
+  }
+  return names;
+}
+
+int64_t entryCodeBytes(std::string_view cubin, const std::string &entry) {
+  // ELF64, little-endian: the section headers, and their names in the
+  // section-name string table.
+  constexpr size_t kHeaderBytes = 64, kSectionHeaderBytes = 64;
+  constexpr unsigned char kMagic[4] = {0x7f, 'E', 'L', 'F'};
+  constexpr unsigned char kClass64 = 2, kLittleEndian = 1;
+  if (cubin.size() < kHeaderBytes || std::memcmp(cubin.data(), kMagic, 4) != 0 ||
+      static_cast<unsigned char>(cubin[4]) != kClass64 ||
+      static_cast<unsigned char>(cubin[5]) != kLittleEndian)
+    return -1;
+  auto read = [&](size_t offset, size_t bytes) -> uint64_t {
+    uint64_t value = 0;
+    for (size_t i = 0; i < bytes; ++i)
+      value |= static_cast<uint64_t>(static_cast<unsigned char>(cubin[offset + i])) << (8 * i);
+    return value;
+  };
+  const uint64_t sectionTable = read(0x28, 8), entrySize = read(0x3a, 2), count = read(0x3c, 2),
+                 namesIndex = read(0x3e, 2);
+  if (entrySize < kSectionHeaderBytes || namesIndex >= count || sectionTable > cubin.size() ||
+      count * entrySize > cubin.size() - sectionTable)
+    return -1;
+  auto section = [&](uint64_t index) { return sectionTable + index * entrySize; };
+  // sh_name at +0, sh_offset at +0x18, sh_size at +0x20.
+  const uint64_t namesOffset = read(section(namesIndex) + 0x18, 8),
+                 namesSize = read(section(namesIndex) + 0x20, 8);
+  if (namesOffset > cubin.size() || namesSize > cubin.size() - namesOffset)
+    return -1;
+  const std::string wanted = ".text." + entry;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t name = read(section(i), 4);
+    if (name >= namesSize)
+      continue;
+    const char *text = cubin.data() + namesOffset + name;
+    const size_t room = namesSize - name;
+    if (wanted.size() < room && std::memcmp(text, wanted.c_str(), wanted.size() + 1) == 0)
+      return static_cast<int64_t>(read(section(i) + 0x20, 8));
+  }
+  return -1;
+}
+
+std::string freshDefinition() {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t process = (static_cast<uint64_t>(std::random_device{}()) << 32) ^
+                                  std::random_device{}() ^ static_cast<uint64_t>(::getpid());
+  char name[64];
+  std::snprintf(name, sizeof name, "attnrt_fresh_%016llx_%llu",
+                static_cast<unsigned long long>(process),
+                static_cast<unsigned long long>(counter++));
+  return std::string("// Appended by libattnrt: new PTX, so that ptxas reports.\n"
+                     "extern \"C\" __device__ unsigned ") +
+         name + " = 0;\n";
+}
+
+ArchBuild compileForArch(const PackageData &package, const std::string &arch, bool wantPtx,
+                         bool report) {
+  if (package.target != Target::Cuda)
+    fail(ATTNRT_ERROR_INVALID_ARGUMENT,
+         "package: NVRTC compiles CUDA packages; kernel \"" + package.name + "\" targets cpu");
+  if (!isRealArch(arch))
+    fail(ATTNRT_ERROR_INVALID_ARGUMENT,
+         "arch: expected a GPU architecture sm_XY (\"sm_80\", \"sm_90\", \"sm_90a\"), got \"" +
+             arch + "\"");
+  ArchBuild out;
+  out.arch = arch;
+  out.version = version();
+  Build clean = compile(package, options(arch), false, "", wantPtx);
+  out.cubin = std::move(clean.cubin);
+  out.ptx = std::move(clean.ptx);
+  if (!report)
+    return out;
+
+  std::vector<std::string> verbose = options(arch);
+  verbose.push_back("--ptxas-options=-v");
+  Build reported = compile(package, verbose, false, freshDefinition());
+  const std::vector<std::string> names = entryNames(reported.log);
+  if (std::find(names.begin(), names.end(), package.entry) == names.end())
+    fail(ATTNRT_ERROR_PACKAGE,
+         package.sourceFile + ": the kernel NVRTC compiled for " + arch + " has no entry point " +
+             package.entry + "; CUDA kernels define extern \"C\" __global__ void " + package.entry +
+             "(const __grid_constant__ attnc_forward_args); NVRTC's log:\n" +
+             reported.log.substr(0, 4096));
+  for (const std::string &name : names) {
+    EntryReport entry;
+    entry.name = name;
+    readEntryInfo(reported.log, name, entry.info);
+    entry.codeBytes = entryCodeBytes(out.cubin, name);
+    out.entries.push_back(std::move(entry));
+  }
+  return out;
 }
 
 } // namespace attnc::runtime::nvrtc

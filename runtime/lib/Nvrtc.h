@@ -39,6 +39,7 @@ bool isRealArch(const std::string &arch);
 /// One NVRTC build.
 struct Build {
   std::string cubin; ///< the compiled cubin
+  std::string ptx;   ///< the PTX ptxas compiled (only when asked for)
   std::string log;   ///< NVRTC's log: warnings, and ptxas's report when asked for
 };
 
@@ -49,13 +50,16 @@ struct Build {
 /// source with line numbers. With ATTNC_DUMP_SOURCE=1 every source compiled
 /// is dumped so, its path printed on stderr. `verbose` prints the NVRTC
 /// version and options to stderr.
+/// With `withPtx`, the build also keeps the PTX.
 Build compile(const PackageData &package, const std::vector<std::string> &options, bool verbose,
-              const std::string &appended = "");
+              const std::string &appended = "", bool withPtx = false);
 
 /// The register and local-memory figures of one entry in a ptxas -v report.
 struct EntryInfo {
   int32_t registers = 0;
   int64_t stackFrameBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0;
+  int32_t barriers = 0;    ///< named barriers the entry uses
+  int64_t sharedBytes = 0; ///< static shared memory ("N bytes smem"; dynamic is not in it)
 };
 
 /// Reads the figures of `entry` from ptxas's verbose report in `log`:
@@ -65,6 +69,47 @@ struct EntryInfo {
 ///   ptxas info    : Used 40 registers, used 1 barriers, 480 bytes cmem[0]
 /// Returns false if the report does not mention the entry.
 bool readEntryInfo(const std::string &log, const std::string &entry, EntryInfo &out);
+
+/// Every entry function ptxas's verbose report names ("Compiling entry
+/// function 'NAME'"), in the report's order, each once.
+std::vector<std::string> entryNames(const std::string &log);
+
+/// The bytes of `entry`'s machine code in a cubin: the size of its ELF
+/// section ".text.ENTRY"; -1 if the cubin is no 64-bit ELF or lacks it.
+int64_t entryCodeBytes(std::string_view cubin, const std::string &entry);
+
+/// A definition no compile has seen before. With a driver present, NVRTC
+/// answers PTX it has compiled before from the driver's JIT cache
+/// (~/.nv/ComputeCache) without running ptxas, and so without ptxas's
+/// report; appended to a source, this makes its PTX new.
+std::string freshDefinition();
+
+/// One entry point of a build for one architecture, as ptxas reports it.
+struct EntryReport {
+  std::string name;
+  EntryInfo info;
+  int64_t codeBytes = -1; ///< entryCodeBytes
+};
+
+/// attnrt_nvrtc_compile: a CUDA package built for one real architecture.
+struct ArchBuild {
+  std::string arch;                 ///< "sm_90a"
+  std::string version;              ///< NVRTC's, "13.0"
+  std::string ptx;                  ///< with wantPtx
+  std::string cubin;                ///< always (the report's sizes come from it)
+  std::vector<EntryReport> entries; ///< with report: every entry, in ptxas's order
+};
+
+/// Compiles a CUDA package for `arch` (isRealArch) with the options kernel
+/// creation uses, keeping the PTX if `wantPtx`. With `report`, a second
+/// compile of the same source with ptxas's verbose report and a
+/// freshDefinition() appended reads every entry's figures, so that the PTX
+/// and cubin returned stay those of the clean source, byte for byte. Throws
+/// Error: ATTNRT_ERROR_INVALID_ARGUMENT (CPU package, malformed arch),
+/// ATTNRT_ERROR_COMPILE, ATTNRT_ERROR_PACKAGE (the report names no entry or
+/// lacks the package's entry point), ATTNRT_ERROR_UNSUPPORTED (no NVRTC).
+ArchBuild compileForArch(const PackageData &package, const std::string &arch, bool wantPtx,
+                         bool report);
 
 } // namespace attnc::runtime::nvrtc
 

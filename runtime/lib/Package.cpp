@@ -203,6 +203,64 @@ void checkCudaLaunch(const ManifestReader &reader, const Json &launch, PackageDa
                  " bytes of shared memory per block is more than any GPU has");
 }
 
+/// Reads one backward kernel of a CUDA package: backward.kernels.ROLE.
+PackageData::CudaLaunch cudaBackwardKernel(const ManifestReader &reader, const Json &kernels,
+                                           const std::string &role, const char *symbol,
+                                           const Json &grid) {
+  const std::string path = "backward.kernels." + role;
+  const Json &k = reader.object(kernels, "backward.kernels", role);
+  PackageData::CudaLaunch launch;
+  launch.entry = reader.string(k, path, "entry");
+  if (launch.entry != symbol)
+    reader.error(path + ".entry: expected " + jsonString(symbol) + ", got " +
+                 jsonString(launch.entry));
+  const Json &actualGrid = reader.member(k, path, "grid");
+  if (actualGrid != grid)
+    reader.error(path + ".grid: expected " + grid.dump() + ", got " + describe(actualGrid));
+  launch.threadsPerBlock = reader.integerAtLeast(k, path, "threads_per_block", 1);
+  if (launch.threadsPerBlock > kMaxThreadsPerBlock)
+    reader.error(path + ".threads_per_block: at most " + std::to_string(kMaxThreadsPerBlock) +
+                 " threads per CUDA block, got " + std::to_string(launch.threadsPerBlock));
+  launch.sharedBytes = reader.integerAtLeast(k, path, "shared_bytes", 0);
+  if (launch.sharedBytes > std::numeric_limits<int32_t>::max())
+    reader.error(path + ".shared_bytes: " + std::to_string(launch.sharedBytes) +
+                 " bytes of shared memory per block is more than any GPU has");
+  return launch;
+}
+
+/// Reads the manifest's "backward" section (absent: no backward kernels).
+void checkBackward(const ManifestReader &reader, const Json &root, bool cuda, PackageData &p) {
+  if (!root.contains("backward"))
+    return;
+  const Json &backward = reader.object(root, "", "backward");
+  p.hasBackward = true;
+  std::string dq = reader.string(backward, "backward", "dq");
+  if (dq != "separate" && dq != "atomic")
+    reader.error("backward.dq: expected \"separate\" or \"atomic\", got " + jsonString(dq));
+  p.deterministic = dq == "separate";
+  if (!cuda) {
+    if (!p.deterministic)
+      reader.error("backward.dq: CPU kernels compute dQ in the separate pass: expected "
+                   "\"separate\", got \"atomic\"");
+    p.backwardEntry = reader.string(backward, "backward", "entry");
+    if (p.backwardEntry != ATTNC_BACKWARD_SYMBOL)
+      reader.error("backward.entry: expected \"" ATTNC_BACKWARD_SYMBOL "\", got " +
+                   jsonString(p.backwardEntry));
+    return;
+  }
+  const Json &kernels = reader.object(backward, "backward", "kernels");
+  const Json queryGrid = Json::array({"query_tiles", "heads.query", "batch"});
+  const Json kvGrid = Json::array({"kv_tiles", "heads.kv", "batch"});
+  p.preprocess = cudaBackwardKernel(reader, kernels, "preprocess",
+                                    ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, queryGrid);
+  p.dkdv = cudaBackwardKernel(reader, kernels, "dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvGrid);
+  if (p.deterministic)
+    p.dq = cudaBackwardKernel(reader, kernels, "dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, queryGrid);
+  else
+    p.dqConvert = cudaBackwardKernel(reader, kernels, "dq_convert",
+                                     ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, queryGrid);
+}
+
 /// Validates a manifest's text; `readSource(file)` supplies the source it names.
 std::shared_ptr<const PackageData>
 parseManifest(const std::string &manifestPath, const std::string &text,
@@ -364,6 +422,7 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   const Json &launch = reader.object(root, "", "launch");
   if (cuda)
     checkCudaLaunch(reader, launch, *package);
+  checkBackward(reader, root, cuda, *package);
   checkArguments(reader, reader.member(root, "", "arguments"), dtype, *package);
   return package;
 }

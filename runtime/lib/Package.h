@@ -57,6 +57,21 @@ struct PackageData {
   /// CUDA: launch.threads_per_block and launch.shared_bytes (dynamic shared
   /// memory per block); 0 for CPU packages.
   int64_t threadsPerBlock = 0, sharedBytes = 0;
+
+  /// A backward CUDA kernel: entry point and launch size (the manifest's
+  /// backward.kernels.ROLE).
+  struct CudaLaunch {
+    std::string entry;
+    int64_t threadsPerBlock = 0, sharedBytes = 0;
+  };
+  /// The backward pass ("backward" in the manifest): present, and dQ by the
+  /// separate deterministic pass (else float32 atomics, CUDA only).
+  bool hasBackward = false;
+  bool deterministic = false;
+  std::string backwardEntry; ///< CPU: ATTNC_BACKWARD_SYMBOL
+  /// CUDA: the kernels in launch order; dq is the deterministic pass,
+  /// dqConvert the atomic one's conversion (one of the two is empty).
+  CudaLaunch preprocess, dkdv, dq, dqConvert;
 };
 
 /// "cpu" or "cuda".

@@ -2,7 +2,9 @@
 //
 // The tile list comes from mask::BlockSchedule (exact classes, no empty
 // tile); the bits of a PARTIAL tile row by row from its Geometry (rowBits),
-// which walks spans of allowed keys rather than testing every pair.
+// which walks spans of allowed keys rather than testing every pair. The
+// column table is the finished row table transposed (mask::transposeTiles),
+// so that both list the same tiles and share one copy of the bits.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +24,15 @@ attnc_schedule_table ScheduleTable::view() const {
   table.bit_offsets = bitOffsets.data();
   table.bits = bits.data();
   table.words_per_row = wordsPerRow;
+  return table;
+}
+
+attnc_schedule_table ScheduleTable::columnsView() const {
+  attnc_schedule_table table = view();
+  table.row_offsets = columnOffsets.data();
+  table.col_tiles = columnRowTiles.data();
+  table.full = columnFull.data();
+  table.bit_offsets = columnBitOffsets.data();
   return table;
 }
 
@@ -58,6 +69,16 @@ ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &ext
                          &table.bits[base + static_cast<size_t>(i * table.wordsPerRow)]);
     }
     table.rowOffsets.push_back(static_cast<int64_t>(table.colTiles.size()));
+  }
+  mask::TransposedTiles columns =
+      mask::transposeTiles(table.rowOffsets, table.colTiles, schedule.colTiles());
+  table.columnOffsets = std::move(columns.offsets);
+  table.columnRowTiles = std::move(columns.rows);
+  table.columnFull.reserve(columns.entries.size());
+  table.columnBitOffsets.reserve(columns.entries.size());
+  for (int64_t entry : columns.entries) {
+    table.columnFull.push_back(table.full[static_cast<size_t>(entry)]);
+    table.columnBitOffsets.push_back(table.bitOffsets[static_cast<size_t>(entry)]);
   }
   return table;
 }

@@ -3,7 +3,9 @@
 // For masks without a closed form, the runtime builds kernel_abi.h's
 // attnc_schedule_table at launch from the spec's mask, the actual lengths and
 // the runtime token list: the CSR list of kv tiles per query tile from
-// mask::BlockSchedule, and a bitmask of BLOCK_M rows per PARTIAL tile.
+// mask::BlockSchedule, and a bitmask of BLOCK_M rows per PARTIAL tile. Next
+// to it, the backward's transposed (column) table: the same entries listed
+// per kv tile, pointing into the same bits.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,12 +29,23 @@ struct ScheduleTable {
   std::vector<uint64_t> bits;      ///< blockM x wordsPerRow words per PARTIAL tile
   int64_t wordsPerRow = 0;         ///< ceil(blockN / 64)
 
+  /// The transposed table (kernel_abi.h's `columns`): for kv tile c, the
+  /// entries [columnOffsets[c], columnOffsets[c + 1]), ascending by query
+  /// tile, each the same tile as a forward entry, with its class and bit
+  /// offset (into `bits`, forward layout).
+  std::vector<int64_t> columnOffsets;    ///< [col tiles + 1]
+  std::vector<int64_t> columnRowTiles;   ///< [entries]: query tiles
+  std::vector<uint8_t> columnFull;       ///< [entries]: 1 FULL, 0 PARTIAL
+  std::vector<int64_t> columnBitOffsets; ///< [entries]: word offset into bits, -1 for FULL
+
   /// The view a kernel reads (valid while this table lives).
   attnc_schedule_table view() const;
+  /// The view of the transposed table; its bits are view()'s.
+  attnc_schedule_table columnsView() const;
 };
 
-/// The table of `mask` (canonical) at `extent` for tiles of blockM x blockN.
-/// Bits of rows past nq and keys past nk are zero.
+/// The table of `mask` (canonical) at `extent` for tiles of blockM x blockN,
+/// and its transpose. Bits of rows past nq and keys past nk are zero.
 ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent, int64_t blockM,
                                  int64_t blockN);
 

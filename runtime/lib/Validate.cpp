@@ -196,4 +196,33 @@ LaunchShape validateForward(const PackageData &p, const attnc_tensor_view *qView
   return shape;
 }
 
+LaunchShape validateBackward(const PackageData &p, const attnc_tensor_view *q,
+                             const attnc_tensor_view *k, const attnc_tensor_view *v,
+                             const attnc_tensor_view *o, const attnc_tensor_view *lse,
+                             const attnc_tensor_view *dO, const attnc_tensor_view *dq,
+                             const attnc_tensor_view *dk, const attnc_tensor_view *dv,
+                             const int64_t *globalTokens, int64_t numGlobalTokens) {
+  LaunchShape shape = validateForward(p, q, k, v, o, lse, globalTokens, numGlobalTokens);
+  const Dim batch{"batch", shape.batch}, seqQ{"seq_len.q", shape.nq},
+      seqKV{"seq_len.kv", shape.nk};
+  const Dim hq{"heads.query", p.queryHeads}, hkv{"heads.kv", p.kvHeads};
+  const Dim d{"head_dim", p.headDim};
+  // Every gradient tensor has the shape of its forward counterpart, whose
+  // lengths and batch are known by now.
+  checkTensor({"d_o", p.dtype, {batch, seqQ, hq, d}}, dO);
+  checkTensor({"dq", p.dtype, {batch, seqQ, hq, d}}, dq);
+  checkTensor({"dk", p.dtype, {batch, seqKV, hkv, d}}, dk);
+  checkTensor({"dv", p.dtype, {batch, seqKV, hkv, d}}, dv);
+  return shape;
+}
+
+void validateCudaGradients(const attnc_tensor_view &dO, const attnc_tensor_view &dq,
+                           const attnc_tensor_view &dk, const attnc_tensor_view &dv,
+                           const std::function<MemoryKind(const void *)> &memoryKind) {
+  checkCudaTensor("d_o", dO, kQueryDims, memoryKind);
+  checkCudaTensor("dq", dq, kQueryDims, memoryKind);
+  checkCudaTensor("dk", dk, kKvDims, memoryKind);
+  checkCudaTensor("dv", dv, kKvDims, memoryKind);
+}
+
 } // namespace attnc::runtime

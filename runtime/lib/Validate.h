@@ -33,6 +33,15 @@ LaunchShape validateForward(const PackageData &package, const attnc_tensor_view 
                             const int64_t *globalTokens, int64_t numGlobalTokens);
 
 /// Where a pointer's memory is, as the CUDA driver sees it.
+/// validateForward's checks for the forward's tensors (o and lse as the
+/// forward wrote them), then d_o like o and dq, dk, dv like q, k, v.
+LaunchShape validateBackward(const PackageData &package, const attnc_tensor_view *q,
+                             const attnc_tensor_view *k, const attnc_tensor_view *v,
+                             const attnc_tensor_view *o, const attnc_tensor_view *lse,
+                             const attnc_tensor_view *dO, const attnc_tensor_view *dq,
+                             const attnc_tensor_view *dk, const attnc_tensor_view *dv,
+                             const int64_t *globalTokens, int64_t numGlobalTokens);
+
 enum class MemoryKind {
   Device,       ///< device or managed memory: a kernel may read it
   PageableHost, ///< unknown to CUDA: malloc, new, the stack
@@ -47,6 +56,11 @@ void validateCudaTensors(const attnc_tensor_view &q, const attnc_tensor_view &k,
                          const attnc_tensor_view &v, const attnc_tensor_view &o,
                          const attnc_tensor_view &lse,
                          const std::function<MemoryKind(const void *)> &memoryKind);
+
+/// validateCudaTensors' checks for the backward's d_o, dq, dk and dv.
+void validateCudaGradients(const attnc_tensor_view &dO, const attnc_tensor_view &dq,
+                           const attnc_tensor_view &dk, const attnc_tensor_view &dv,
+                           const std::function<MemoryKind(const void *)> &memoryKind);
 
 } // namespace attnc::runtime
 

@@ -2,10 +2,18 @@
 # Makes the CUDA kernel packages of the GPU test matrix into DIR (default
 # build/gpu-packages): every mask family x MHA/GQA/MQA x bf16/fp16 x D 64/128,
 # lengths left to launch time so that one kernel serves every length.
+#
+# Every package has the backward pass ("backward": true), with dQ through
+# float32 atomics (the default); a subset also comes as a deterministic
+# variant NAME_det ("deterministic": true: dQ by a separate pass, bitwise
+# reproducible): every mask family x GQA x {bf16 D 128, fp16 D 64}, 16
+# packages, each beside its atomic twin NAME. BACKWARD=0 makes forward-only
+# packages and no variants (for an attnc without the backward pass).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 attnc=${BUILD_DIR:-build}/bin/attnc
 out=${1:-${BUILD_DIR:-build}/gpu-packages}
+backward=${BACKWARD:-1}
 rm -rf "$out" && mkdir -p "$out"
 tmp=$(mktemp -d)
 declare -A masks=(
@@ -18,15 +26,28 @@ declare -A masks=(
   [runtime]='{"union": [{"causal": {}}, {"global": {"runtime": {"max": 8}}}]}'
   [composed]='{"intersect": [{"causal": {}}, {"union": [{"window": {"left": 200, "right": 0, "dilation": 2}}, {"global": {"tokens": [3, 40]}}]}]}'
 )
+
+# package NAME DTYPE D HQ HKV MASK EXTRA: writes the spec (EXTRA: more
+# top-level fields, each with a leading comma) and compiles it into $out/NAME.
+package() {
+  printf '{"attnc": 1, "name": "%s", "dtype": "%s", "head_dim": %s, "heads": {"query": %s, "kv": %s}, "mask": %s%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$6" "$7" > "$tmp/$1.json"
+  "$attnc" "$tmp/$1.json" --emit=package --target=cuda -o "$out/$1"
+}
+
+extra=''
+[[ $backward == 1 ]] && extra=', "backward": true'
 for m in "${!masks[@]}"; do
   for heads in "8 8 mha" "8 2 gqa" "8 1 mqa"; do
     set -- $heads
     for dtype in bf16 fp16; do
       for d in 64 128; do
         name="${m}_$3_${dtype}_d$d"
-        printf '{"attnc": 1, "name": "%s", "dtype": "%s", "head_dim": %s, "heads": {"query": %s, "kv": %s}, "mask": %s}\n' \
-          "$name" "$dtype" "$d" "$1" "$2" "${masks[$m]}" > "$tmp/$name.json"
-        "$attnc" "$tmp/$name.json" --emit=package --target=cuda -o "$out/$name"
+        package "$name" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra"
+        # The deterministic twin of a subset.
+        if [[ $backward == 1 && $3 == gqa && "$dtype$d" =~ ^(bf16128|fp1664)$ ]]; then
+          package "${name}_det" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra, \"deterministic\": true"
+        fi
       done
     done
   done

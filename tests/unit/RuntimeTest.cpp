@@ -573,7 +573,7 @@ TEST(RuntimePackage, WrongAbiVersion) {
   Json m = makeManifest(kRuntimeGlobalSpec, markerSource());
   m["abi_version"] = ATTNC_KERNEL_ABI_VERSION + 1;
   EXPECT_HAS(manifestError(m, markerSource()),
-             "abi_version 2 differs from this runtime's kernel ABI version 1");
+             "abi_version 3 differs from this runtime's kernel ABI version 2");
 }
 
 TEST(RuntimePackage, TamperedSource) {

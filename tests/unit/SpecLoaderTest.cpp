@@ -172,7 +172,7 @@ TEST(SpecSyntax, NestingLimit) {
 TEST(SpecFields, UnknownKeyListsAllowedKeys) {
   EXPECT_EQ(diagnose(specWith(5, R"(  "head_dim": 64, "causal": true,)")),
             Messages{"spec.json:5:19: error: /causal: unknown key \"causal\" (allowed: attnc, "
-                     "name, dtype, head_dim, heads, seq_len, scale, mask, backward)"});
+                     "name, dtype, head_dim, heads, seq_len, scale, mask, backward, deterministic)"});
   EXPECT_EQ(
       diagnose(specWithMask(R"(  "mask": {"window": {"left": 4, "right": 0, "dilaton": 2}})")),
       Messages{"spec.json:7:46: error: /mask/window/dilaton: unknown key \"dilaton\" "
@@ -182,17 +182,17 @@ TEST(SpecFields, UnknownKeyListsAllowedKeys) {
   // Keys with / and ~ are escaped in the pointer.
   EXPECT_EQ(diagnose(specWith(5, R"(  "head_dim": 64, "a/b~c": 1,)")),
             Messages{"spec.json:5:19: error: /a~1b~0c: unknown key \"a/b~c\" (allowed: attnc, "
-                     "name, dtype, head_dim, heads, seq_len, scale, mask, backward)"});
+                     "name, dtype, head_dim, heads, seq_len, scale, mask, backward, deterministic)"});
 }
 
 TEST(SpecFields, ColumnsAfterEscapesAndMultibyteText) {
   // "a\"b\\" spans columns 11-18; columns count bytes, and é takes two.
   EXPECT_EQ(diagnose(specWith(3, R"(  "name": "a\"b\\", "zz": 1,)")),
             Messages{"spec.json:3:21: error: /zz: unknown key \"zz\" (allowed: attnc, name, "
-                     "dtype, head_dim, heads, seq_len, scale, mask, backward)"});
+                     "dtype, head_dim, heads, seq_len, scale, mask, backward, deterministic)"});
   EXPECT_EQ(diagnose(specWith(3, "  \"name\": \"\xC3\xA9\", \"zz\": 1,")),
             Messages{"spec.json:3:17: error: /zz: unknown key \"zz\" (allowed: attnc, name, "
-                     "dtype, head_dim, heads, seq_len, scale, mask, backward)"});
+                     "dtype, head_dim, heads, seq_len, scale, mask, backward, deterministic)"});
   EXPECT_EQ(diagnose(specWith(5, "\t\"head_dim\":\t7,")),
             Messages{"spec.json:5:14: error: /head_dim: must be a multiple of 8 between 8 and "
                      "256, got 7"});

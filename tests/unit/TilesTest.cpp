@@ -3,10 +3,13 @@
 // The closed forms of banded masks, hand-checked schedules, a randomized
 // property test of Geometry and BlockSchedule against the brute-force
 // predicate over the whole plane (every mask family and composition, lengths
-// 1 to 3000, nq != nk both ways, tiles 16 to 128), and the speed of the
+// 1 to 3000, nq != nk both ways, tiles 16 to 128), the same for the
+// transposed (column) schedule of the backward pass, and the speed of the
 // closed form and of tables at a million tokens.
 //
 //===----------------------------------------------------------------------===//
+
+#include "RandomMasks.h"
 
 #include "attnc/Mask/Tiles.h"
 
@@ -16,10 +19,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <random>
 #include <sstream>
 
 using namespace attnc::mask;
+using namespace attnc::mask::testing;
 
 namespace {
 
@@ -33,6 +38,16 @@ Tiles rowOf(const BlockSchedule &s, int64_t r) {
   Tiles out;
   for (const ScheduledTile &t : tiles)
     out.emplace_back(t.colTile, t.cls);
+  return out;
+}
+
+/// The tiles of kv tile c of a column schedule as (query tile, class) pairs.
+Tiles columnOf(const ColumnSchedule &s, int64_t c) {
+  std::vector<ColumnTile> tiles;
+  s.column(c, tiles);
+  Tiles out;
+  for (const ColumnTile &t : tiles)
+    out.emplace_back(t.rowTile, t.cls);
   return out;
 }
 
@@ -173,12 +188,86 @@ TEST(TilesSchedule, SmallLongformer) {
   EXPECT_EQ(s.geometry().countRow(0, 1, 3), 2);
 }
 
+TEST(TilesColumns, CausalSquare) {
+  // The transpose of TilesSchedule.CausalSquare: kv tile 0 is seen by query
+  // tiles 0 (partial) and 1 (full), kv tile 1 by query tile 1 (partial).
+  BlockSchedule s(Mask::causal(), Extent{4, 4, nullptr}, 2, 2);
+  ColumnSchedule c(s);
+  EXPECT_TRUE(c.isClosedForm());
+  EXPECT_TRUE(c.colOffsets().empty());
+  EXPECT_EQ(columnOf(c, 0), (Tiles{{0, P}, {1, F}}));
+  EXPECT_EQ(columnOf(c, 1), (Tiles{{1, P}}));
+  EXPECT_EQ(columnOf(c, 2), Tiles{});
+  EXPECT_EQ(c.rowRange(0), Range(0, 1));
+  EXPECT_EQ(c.rowRange(1), Range(1, 1));
+  expectTotals(c.totals(), 1, 2, 1, 12, 10);
+}
+
+TEST(TilesColumns, WindowMoreQueries) {
+  // nq = 4, nk = 2, window{1, 0}: rows 2, 3 sit at p = 0, 1; keys 0, 1 are
+  // seen by query tile 1 only.
+  BlockSchedule s(Mask::window(1, 0), Extent{4, 2, nullptr}, 2, 2);
+  ColumnSchedule c(s);
+  EXPECT_EQ(columnOf(c, 0), (Tiles{{1, P}}));
+  EXPECT_EQ(c.rowRange(0), Range(1, 1));
+  expectTotals(c.totals(), 0, 1, 1, 4, 3);
+}
+
+TEST(TilesColumns, DilatedWindowWithHoles) {
+  // window{1, 1, 2} over 3 x 3 tokens with 1 x 1 tiles: key 1 is seen by
+  // query 1 only, although the band's row range [0, 2] covers all three.
+  BlockSchedule s(Mask::window(1, 1, 2), Extent{3, 3, nullptr}, 1, 1);
+  ColumnSchedule c(s);
+  EXPECT_EQ(columnOf(c, 0), (Tiles{{0, F}, {2, F}}));
+  EXPECT_EQ(columnOf(c, 1), (Tiles{{1, F}}));
+  EXPECT_EQ(c.rowRange(1), Range(0, 2));
+  expectTotals(c.totals(), 5, 0, 4, 5, 5);
+}
+
+TEST(TilesColumns, GlobalTokenCrossTable) {
+  // The transpose of TilesSchedule.GlobalTokenCross: kv tile 1 (key 2) is
+  // seen by every query tile; entries point back into the forward table.
+  BlockSchedule s(Mask::globalTokens({2}), Extent{6, 6, nullptr}, 2, 2);
+  ColumnSchedule c(s);
+  EXPECT_FALSE(c.isClosedForm());
+  EXPECT_EQ(c.colOffsets(), (std::vector<int64_t>{0, 1, 4, 5}));
+  EXPECT_EQ(columnOf(c, 0), (Tiles{{1, P}}));
+  EXPECT_EQ(columnOf(c, 1), (Tiles{{0, P}, {1, P}, {2, P}}));
+  EXPECT_EQ(columnOf(c, 2), (Tiles{{1, P}}));
+  std::vector<int64_t> entries;
+  for (const ColumnTile &t : c.tiles())
+    entries.push_back(t.entry);
+  // Forward entries: (0, 1), (1, 0), (1, 1), (1, 2), (2, 1).
+  EXPECT_EQ(entries, (std::vector<int64_t>{1, 0, 2, 4, 3}));
+  EXPECT_EQ(c.rowRange(1), Range(0, 2));
+  expectTotals(c.totals(), 0, 5, 4, 20, 11);
+}
+
+TEST(TilesColumns, TransposeTiles) {
+  // Rows of columns {0, 2}, {}, {1, 2}: the second row is empty, column 3 too.
+  TransposedTiles t = transposeTiles({0, 2, 2, 4}, {0, 2, 1, 2}, 4);
+  EXPECT_EQ(t.offsets, (std::vector<int64_t>{0, 1, 2, 4, 4}));
+  EXPECT_EQ(t.rows, (std::vector<int64_t>{0, 2, 0, 2}));
+  EXPECT_EQ(t.entries, (std::vector<int64_t>{0, 2, 1, 3}));
+  TransposedTiles none = transposeTiles({0}, {}, 0);
+  EXPECT_EQ(none.offsets, (std::vector<int64_t>{0}));
+  EXPECT_TRUE(none.rows.empty());
+}
+
 TEST(TilesSchedule, DegenerateExtents) {
   for (Extent e : {Extent{0, 5, nullptr}, Extent{5, 0, nullptr}}) {
     BlockSchedule s(Mask::causal(), e, 16, 16);
     EXPECT_EQ(s.rowTiles(), 0);
     EXPECT_EQ(s.colTiles(), 0);
     expectTotals(s.totals(), 0, 0, 0, 0, 0);
+    ColumnSchedule c(s);
+    EXPECT_EQ(columnOf(c, 0), Tiles{});
+    EXPECT_GT(c.rowRange(0).first, c.rowRange(0).second);
+    expectTotals(c.totals(), 0, 0, 0, 0, 0);
+    BlockSchedule table(Mask::globalTokens({1}), e, 16, 16);
+    ColumnSchedule t(table);
+    EXPECT_EQ(t.colOffsets(), (std::vector<int64_t>{0}));
+    expectTotals(t.totals(), 0, 0, 0, 0, 0);
   }
   // Runtime global tokens that are not given: no global token.
   BlockSchedule r(Mask::globalRuntime(4), Extent{40, 40, nullptr}, 16, 16);
@@ -189,135 +278,74 @@ TEST(TilesSchedule, DegenerateExtents) {
 // Property test against the brute-force predicate
 //===----------------------------------------------------------------------===//
 
-/// Random specs of every family and composition, sized for a plane of n
-/// tokens a side.
-class SpecGen {
-public:
-  explicit SpecGen(uint64_t seed) : rng_(seed) {}
-
-  int64_t uniform(int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng_);
+/// Checks the column schedule of `s` tile by tile against the brute force,
+/// its row ranges against the listed tiles (exact for bands of period 1),
+/// its entries against the forward table, and its totals against `want`.
+void checkColumns(const BlockSchedule &s, const Plane &plane, const TileTotals &want) {
+  const ColumnSchedule cs(s);
+  const Extent &e = s.geometry().extent();
+  const int64_t blockM = s.blockM(), blockN = s.blockN();
+  const int64_t rowTiles = s.rowTiles(), colTiles = s.colTiles();
+  ASSERT_EQ(cs.isClosedForm(), s.isClosedForm());
+  ASSERT_EQ(cs.rowTiles(), rowTiles);
+  ASSERT_EQ(cs.colTiles(), colTiles);
+  if (cs.isClosedForm()) {
+    ASSERT_TRUE(cs.colOffsets().empty());
+    ASSERT_TRUE(cs.tiles().empty());
+  } else {
+    ASSERT_EQ(cs.colOffsets().size(), static_cast<size_t>(colTiles) + 1);
+    ASSERT_EQ(cs.tiles().size(), s.tiles().size());
   }
-  bool chance(int percent) { return uniform(0, 99) < percent; }
-  /// Log-uniform in [lo, hi], lo >= 1.
-  int64_t logUniform(int64_t lo, int64_t hi) {
-    double x = std::uniform_real_distribution<double>(std::log(static_cast<double>(lo)),
-                                                      std::log(static_cast<double>(hi) + 1))(rng_);
-    return std::clamp<int64_t>(static_cast<int64_t>(std::exp(x)), lo, hi);
-  }
-
-  /// A window side: mostly up to n, sometimes unbounded or negative.
-  int64_t side(int64_t n) {
-    if (chance(10))
-      return kUnbounded;
-    if (chance(5))
-      return -uniform(1, 4);
-    return logUniform(1, n + 1) - 1;
-  }
-
-  Mask leaf(int64_t n) {
-    int64_t pick = uniform(0, 99);
-    if (pick < 4)
-      return Mask::full();
-    if (pick < 14)
-      return Mask::causal();
-    if (pick < 30)
-      return Mask::window(side(n), side(n), 1);
-    if (pick < 42) {
-      int64_t d = uniform(2, 5);
-      return Mask::window(side(n / d + 1), side(n / d + 1), d);
-    }
-    if (pick < 52) {
-      std::vector<int64_t> tokens(static_cast<size_t>(uniform(1, 6)));
-      for (int64_t &t : tokens)
-        t = uniform(-2, n + 2);
-      return Mask::globalTokens(tokens);
-    }
-    if (pick < 58) {
-      std::vector<std::pair<int64_t, int64_t>> ranges(static_cast<size_t>(uniform(1, 3)));
-      for (auto &r : ranges) {
-        r.first = uniform(-3, n);
-        r.second = r.first + logUniform(1, n / 4 + 2) - 1;
+  const bool exactRange = cs.isClosedForm() && s.geometry().band()->period == 1;
+  std::vector<ColumnTile> column;
+  for (int64_t c = 0; c < colTiles; ++c) {
+    const int64_t col0 = c * blockN, col1 = std::min(e.nk, col0 + blockN);
+    cs.column(c, column);
+    size_t next = 0;
+    for (int64_t r = 0; r < rowTiles; ++r) {
+      const Rect rect{r * blockM, std::min(e.nq, r * blockM + blockM), col0, col1};
+      const TileClass cls = expectedClass(plane.count(rect), rect);
+      if (cls == TileClass::Empty)
+        continue;
+      ASSERT_LT(next, column.size()) << "c=" << c << " r=" << r << " not scheduled";
+      const ColumnTile &tile = column[next++];
+      ASSERT_EQ(tile.rowTile, r) << "c=" << c;
+      ASSERT_EQ(tile.cls, cls) << "c=" << c << " r=" << r;
+      if (cs.isClosedForm()) {
+        ASSERT_EQ(tile.entry, -1) << "c=" << c << " r=" << r;
+        continue;
       }
-      return Mask::globalRanges(ranges);
+      // The same tile of the forward table.
+      ASSERT_GE(tile.entry, s.rowOffsets()[static_cast<size_t>(r)]) << "c=" << c << " r=" << r;
+      ASSERT_LT(tile.entry, s.rowOffsets()[static_cast<size_t>(r) + 1]) << "c=" << c << " r=" << r;
+      ASSERT_EQ(s.tiles()[static_cast<size_t>(tile.entry)].colTile, c) << "r=" << r;
     }
-    if (pick < 64)
-      return Mask::globalStride(logUniform(1, n + 1), uniform(-3, n / 2 + 1));
-    if (pick < 70)
-      return Mask::globalRuntime(8);
-    if (pick < 88) {
-      int64_t block = logUniform(1, n / 2 + 1);
-      int64_t blocks = (n + block - 1) / block;
-      std::vector<std::vector<int64_t>> layout(
-          static_cast<size_t>(std::max<int64_t>(0, blocks + uniform(-2, 2))));
-      for (auto &row : layout) {
-        if (blocks <= 64 && chance(15)) {
-          for (int64_t c = 0; c < blocks; ++c)
-            row.push_back(c);
-          continue;
-        }
-        row.resize(static_cast<size_t>(uniform(0, 6)));
-        for (int64_t &c : row)
-          c = uniform(-1, blocks + 1);
-      }
-      return Mask::blockSparse(block, layout);
-    }
-    BigBirdParams p;
-    p.block = logUniform(1, n / 2 + 1);
-    p.band = uniform(0, 4);
-    p.random = uniform(0, 3);
-    p.global = uniform(0, 2);
-    p.seed = static_cast<uint64_t>(uniform(0, 1 << 20));
-    return Mask::bigBird(p);
-  }
-
-  Mask tree(int depth, int64_t n) {
-    if (depth == 0 || chance(40))
-      return leaf(n);
-    std::vector<Mask> children(static_cast<size_t>(uniform(2, 4)));
-    for (Mask &c : children)
-      c = tree(depth - 1, n);
-    return chance(50) ? Mask::unionOf(children) : Mask::intersectOf(children);
-  }
-
-private:
-  std::mt19937_64 rng_;
-};
-
-/// The allowed count of every rectangle, from 2-D prefix sums of the
-/// brute-force predicate made in one pass over the plane.
-class Plane {
-public:
-  Plane(const Mask &mask, const Extent &e)
-      : nk_(e.nk), sums_(static_cast<size_t>((e.nq + 1) * (e.nk + 1))) {
-    Predicate pred(mask, e);
-    for (int64_t i = 0; i < e.nq; ++i) {
-      int32_t rowSum = 0;
-      for (int64_t k = 0; k < e.nk; ++k) {
-        rowSum += pred.allowed(i, k);
-        at(i + 1, k + 1) = at(i, k + 1) + rowSum;
-      }
+    ASSERT_EQ(next, column.size()) << "c=" << c << " schedules an empty tile";
+    auto [first, last] = cs.rowRange(c);
+    if (column.empty()) {
+      if (!cs.isClosedForm() || exactRange)
+        ASSERT_GT(first, last) << "c=" << c;
+    } else if (cs.isClosedForm() && !exactRange) {
+      ASSERT_LE(first, column.front().rowTile) << "c=" << c;
+      ASSERT_GE(last, column.back().rowTile) << "c=" << c;
+    } else {
+      ASSERT_EQ(first, column.front().rowTile) << "c=" << c;
+      ASSERT_EQ(last, column.back().rowTile) << "c=" << c;
     }
   }
-
-  int64_t count(const Rect &r) const {
-    return at(r.row1, r.col1) - at(r.row0, r.col1) - at(r.row1, r.col0) + at(r.row0, r.col0);
-  }
-
-private:
-  int32_t &at(int64_t i, int64_t k) { return sums_[static_cast<size_t>(i * (nk_ + 1) + k)]; }
-  int32_t at(int64_t i, int64_t k) const { return sums_[static_cast<size_t>(i * (nk_ + 1) + k)]; }
-
-  int64_t nk_;
-  std::vector<int32_t> sums_;
-};
-
-TileClass expectedClass(int64_t count, const Rect &r) {
-  return count == 0 ? TileClass::Empty : count == r.area() ? TileClass::Full : TileClass::Partial;
+  const TileTotals got = cs.totals();
+  ASSERT_EQ(got.rowTiles, want.rowTiles);
+  ASSERT_EQ(got.colTiles, want.colTiles);
+  ASSERT_EQ(got.full, want.full);
+  ASSERT_EQ(got.partial, want.partial);
+  ASSERT_EQ(got.skipped, want.skipped);
+  ASSERT_EQ(got.computedPairs, want.computedPairs);
+  ASSERT_EQ(got.allowedPairs, want.allowedPairs);
 }
 
-/// Checks every tile, the schedule, the candidates, the totals, and random
-/// rectangles and rows of one spec against the brute force.
+/// Checks every tile, the schedule, the candidates, the totals, the column
+/// schedule, and random rectangles and rows of one spec against the brute
+/// force.
 void checkSpec(const Mask &mask, const Extent &e, int64_t blockM, int64_t blockN, SpecGen &gen) {
   std::ostringstream what;
   what << toString(mask) << " nq=" << e.nq << " nk=" << e.nk << " tile=" << blockM << "x" << blockN
@@ -393,6 +421,9 @@ void checkSpec(const Mask &mask, const Extent &e, int64_t blockM, int64_t blockN
   ASSERT_EQ(got.computedPairs, want.computedPairs);
   ASSERT_EQ(got.allowedPairs, want.allowedPairs);
   ASSERT_EQ(got.allowedPairs, plane.count(Rect{0, e.nq, 0, e.nk}));
+  checkColumns(s, plane, got);
+  if (::testing::Test::HasFatalFailure())
+    return;
 
   // Arbitrary rectangles, not aligned to tiles, and single rows.
   for (int n = 0; n < 12; ++n) {
@@ -442,6 +473,56 @@ TEST(TilesProperties, OddTileSizes) {
     if (HasFatalFailure())
       return;
   }
+}
+
+TEST(TilesProperties, ColumnsWithOddTilesMatchBruteForce) {
+  // The backward's tiles: 16 to 128 tokens a side, odd and even, over planes
+  // of 1 to 3000 tokens a side with nq != nk (checkSpec checks the columns).
+  SpecGen gen(0xc01);
+  const int64_t sides[] = {16, 17, 31, 48, 63, 64, 80, 100, 127, 128};
+  constexpr int64_t kSides = std::size(sides);
+  for (int n = 0; n < 800; ++n) {
+    const int64_t nq = gen.logUniform(1, 3000);
+    int64_t nk = gen.logUniform(1, 3000);
+    if (nk == nq)
+      nk = nq == 1 ? 2 : nq - 1;
+    const Mask mask = gen.tree(3, std::max(nq, nk));
+    std::vector<int64_t> runtime(static_cast<size_t>(gen.uniform(0, 6)));
+    for (int64_t &t : runtime)
+      t = gen.uniform(-1, nk + 1);
+    const int64_t blockM = sides[gen.uniform(0, kSides - 1)];
+    const int64_t blockN = sides[gen.uniform(0, kSides - 1)];
+    checkSpec(mask, Extent{nq, nk, &runtime}, blockM, blockN, gen);
+    if (HasFatalFailure())
+      return;
+  }
+}
+
+TEST(TilesProperties, BandColumnsMatchBruteForce) {
+  // Banded masks only (windows, dilated windows, causal and their
+  // intersections): the closed form of the columns, rowRange included.
+  SpecGen gen(0xba2d);
+  const int64_t sides[] = {16, 17, 31, 48, 64, 100, 127, 128};
+  constexpr int64_t kSides = std::size(sides);
+  std::vector<int64_t> none;
+  int banded = 0;
+  for (int n = 0; n < 400; ++n) {
+    const int64_t nq = gen.logUniform(1, 3000), nk = gen.logUniform(1, 3000);
+    std::vector<Mask> parts(static_cast<size_t>(gen.uniform(1, 3)));
+    for (Mask &part : parts) {
+      const int64_t d = gen.chance(40) ? gen.uniform(2, 5) : 1;
+      const int64_t side = std::max(nq, nk) / d + 1;
+      part = gen.chance(15) ? Mask::causal() : Mask::window(gen.side(side), gen.side(side), d);
+    }
+    const Mask mask = parts.size() == 1 ? parts.front() : Mask::intersectOf(parts);
+    banded += bandOf(canonicalize(mask)).has_value();
+    checkSpec(mask, Extent{nq, nk, &none}, sides[gen.uniform(0, kSides - 1)],
+              sides[gen.uniform(0, kSides - 1)], gen);
+    if (HasFatalFailure())
+      return;
+  }
+  // Only empty masks (windows that allow no delta) are not banded.
+  EXPECT_GT(banded, 300);
 }
 
 TEST(TilesProperties, OverflowingPeriods) {
@@ -560,6 +641,20 @@ TEST(TilesSpeed, Window256AtAMillionTokens) {
                                    {2004, P},
                                    {2005, P}}));
   EXPECT_EQ(s.columnRange(1000), Range(1996, 2005));
+
+  // The transpose: kv tile 2000 covers keys [128000, 128063], seen by
+  // positions [127744, 128319]: query tiles 998 .. 1002, of which 999 .. 1001
+  // are full (positions within [k1 - 256, k0 + 256]).
+  start = std::chrono::steady_clock::now();
+  ColumnSchedule c(s);
+  TileTotals ct = c.totals();
+  seconds = secondsSince(start);
+  std::printf("window 256 at 2^20 tokens, 128x64 tiles: column totals in %.4f s\n", seconds);
+  EXPECT_LT(seconds, 1.0);
+  expectTotals(ct, full, partial, 8192 * 16384 - full - partial, (full + partial) * 128 * 64,
+               kWindowAllowed);
+  EXPECT_EQ(columnOf(c, 2000), (Tiles{{998, P}, {999, F}, {1000, F}, {1001, F}, {1002, P}}));
+  EXPECT_EQ(c.rowRange(2000), Range(998, 1002));
 }
 
 TEST(TilesSpeed, LongformerAtAMillionTokens) {
@@ -579,6 +674,20 @@ TEST(TilesSpeed, LongformerAtAMillionTokens) {
   const int64_t visited = 81908 + (16384 - 6) + (8191 - 3 + 1);
   expectTotals(t, 49148, visited - 49148, 8192 * 16384 - visited, visited * 128 * 64,
                kWindowAllowed + 2 * (kMillion - 257));
+
+  // The transposed table lists the same tiles: kv tile 0 is seen by every
+  // query tile, kv tile 1000 by query tile 0 (row 0 only: partial) and the
+  // window's 498 .. 502.
+  start = std::chrono::steady_clock::now();
+  ColumnSchedule c(s);
+  TileTotals ct = c.totals();
+  seconds = secondsSince(start);
+  std::printf("longformer at 2^20 tokens, 128x64 tiles: column table + totals in %.4f s\n",
+              seconds);
+  EXPECT_LT(seconds, 5.0);
+  expectTotals(ct, t.full, t.partial, t.skipped, t.computedPairs, t.allowedPairs);
+  EXPECT_EQ(c.rowRange(0), Range(0, 8191));
+  EXPECT_EQ(columnOf(c, 1000), (Tiles{{0, P}, {498, P}, {499, F}, {500, F}, {501, F}, {502, P}}));
 }
 
 } // namespace

@@ -5,6 +5,8 @@
 // Loads a spec (JSON), builds the attn IR, runs the pipeline up to the
 // requested stage and writes it. Errors name the file, line, column and JSON
 // pointer (or the flag); a failed run exits non-zero and leaves no output.
+// --emit=ptx|cubin hand the CUDA kernel to libattnrt, which compiles it with
+// NVRTC for --arch (no GPU needed).
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,6 +21,7 @@
 #include "attnc/Report/MaskPicture.h"
 #include "attnc/Report/Png.h"
 #include "attnc/Report/Report.h"
+#include "attnc/runtime/attnrt.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -28,6 +31,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -43,7 +47,8 @@ struct EmitKind {
 };
 constexpr EmitKind kEmitKinds[] = {
     {"mlir", "the attn dialect as imported from the spec, verified"},
-    {"tiled", "after attn-canonicalize-mask, attn-plan-layout, attn-tile and attn-classify-blocks"},
+    {"tiled", "after attn-canonicalize-mask, attn-plan-layout, attn-tile, attn-classify-blocks "
+              "and attn-schedule-recompute"},
     {"loops", "the flash loop, after attn-lower-to-loops and attn-prepare-for-emission"},
     {"cpp", "the CPU kernel's C++ source"},
     {"cuda", "the CUDA kernel's source (for NVRTC and nvcc, sm_80 and later)"},
@@ -51,7 +56,15 @@ constexpr EmitKind kEmitKinds[] = {
     {"report", "what the mask costs: pairs, tiles, FLOPs, memory, time (--json for JSON)"},
     {"svg", "a picture of the mask and its tiles (SVG)"},
     {"png", "the same picture as PNG (rendered with librsvg)"},
+    {"ptx", "the CUDA kernel compiled to PTX by NVRTC for --arch"},
+    {"cubin", "the CUDA kernel compiled to a cubin by NVRTC for --arch (needs -o PATH)"},
 };
+
+/// The architecture --emit=ptx|cubin compile for when --arch is not given:
+/// the H100's (the GPU machine's), without its arch-specific features, so the
+/// cubin runs on every sm_90 device. A cubin runs only on GPUs of its major
+/// architecture; PTX is compiled onwards by the driver for later ones.
+constexpr const char *kDefaultArch = "sm_90";
 
 std::string emitKindList() {
   std::string list;
@@ -109,6 +122,28 @@ cl::opt<double> peakTflops("peak-tflops",
 cl::opt<double> peakTbs("peak-tbs",
                         cl::desc("--emit=report: roofline memory bandwidth in TB/s (H100 HBM3)"),
                         cl::init(3.0), cl::cat(attncCategory));
+/// The --arch help text, kept alive like emitHelp()'s.
+const std::string &archHelp() {
+  static const std::string help =
+      std::string("--emit=ptx|cubin: the GPU architecture, sm_XY with an optional 'a' "
+                  "(arch-specific) or 'f' suffix, e.g. sm_80, sm_90a (default ") +
+      kDefaultArch + ")";
+  return help;
+}
+
+cl::opt<std::string> archFlag("arch", cl::desc(archHelp()), cl::value_desc("sm_XY"),
+                              cl::init(kDefaultArch), cl::cat(attncCategory));
+cl::opt<bool> ptxasReportFlag(
+    "ptxas-report",
+    cl::desc("--emit=ptx|cubin: print ptxas's registers, barriers, stack frame, spill stores and "
+             "loads, static shared memory and code size of every kernel entry, and the cubin "
+             "size, to standard error"),
+    cl::cat(attncCategory));
+cl::opt<bool> deterministicFlag(
+    "deterministic",
+    cl::desc("backward pass: compute dQ in a separate deterministic pass instead of float32 "
+             "atomics"),
+    cl::cat(attncCategory));
 cl::opt<std::string> globalTokensFlag(
     "global-tokens",
     cl::desc("--emit=report|svg|png: the launch-time token list of a runtime global mask"),
@@ -129,6 +164,62 @@ void printDiagnostic(mlir::Diagnostic &diag) {
   else
     llvm::errs() << "attnc: ";
   llvm::errs() << severity << ": " << diag.str() << "\n";
+}
+
+/// Whether `arch` names a real GPU architecture NVRTC builds cubins for:
+/// "sm_" and 2 or 3 digits, then an optional 'a' or 'f'.
+bool isGpuArch(llvm::StringRef arch) {
+  if (!arch.consume_front("sm_"))
+    return false;
+  if (arch.ends_with("a") || arch.ends_with("f"))
+    arch = arch.drop_back();
+  return (arch.size() == 2 || arch.size() == 3) && llvm::all_of(arch, llvm::isDigit);
+}
+
+/// "1 entry", "3 entries".
+std::string countOf(int64_t n, const char *one, const char *many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+/// ptxas's figures of every entry of `build`, for --ptxas-report.
+void printPtxasReport(const std::string &kernel, const attnrt_nvrtc_output &build,
+                      llvm::raw_ostream &os) {
+  os << "ptxas report: kernel \"" << kernel << "\" for " << build.arch << " (NVRTC "
+     << build.nvrtc_major << "." << build.nvrtc_minor << "), cubin " << build.cubin_bytes
+     << " bytes, " << countOf(build.num_entries, "entry", "entries") << "\n";
+  for (int32_t i = 0; i < build.num_entries; ++i) {
+    const attnrt_nvrtc_entry &e = build.entries[i];
+    os << "  " << e.name << ": " << countOf(e.registers, "register", "registers") << ", "
+       << countOf(e.barriers, "barrier", "barriers") << ", " << e.stack_frame_bytes
+       << " bytes stack frame, " << e.spill_store_bytes << " bytes spill stores, "
+       << e.spill_load_bytes << " bytes spill loads, " << e.shared_bytes
+       << " bytes static shared memory, ";
+    if (e.code_bytes >= 0)
+      os << e.code_bytes << " bytes code\n";
+    else
+      os << "code size unknown\n";
+  }
+}
+
+/// Compiles the package's CUDA source with NVRTC (through libattnrt) for
+/// --arch into `out`: PTX text or a cubin; --ptxas-report names the kernel
+/// `name`. Returns an error message or "".
+std::string compileWithNvrtc(const KernelPackage &package, const std::string &name, bool ptx,
+                             std::string &out) {
+  attnrt_package *loaded = nullptr;
+  if (attnrt_package_from_memory(package.manifestJson.c_str(), package.source.c_str(), &loaded) !=
+      ATTNRT_OK)
+    return attnrt_last_error();
+  std::unique_ptr<attnrt_package, void (*)(attnrt_package *)> owner(loaded, attnrt_package_free);
+  attnrt_nvrtc_output build{};
+  if (attnrt_nvrtc_compile(loaded, archFlag.c_str(), ptx ? ATTNRT_NVRTC_PTX : ATTNRT_NVRTC_CUBIN,
+                           ptxasReportFlag ? 1 : 0, &build) != ATTNRT_OK)
+    return attnrt_last_error();
+  out.assign(build.data, build.size);
+  if (ptxasReportFlag)
+    printPtxasReport(name, build, llvm::errs());
+  attnrt_nvrtc_output_release(&build);
+  return "";
 }
 
 /// Applies --seq-len to the spec; returns an error message or "".
@@ -159,7 +250,8 @@ int main(int argc, char **argv) {
       "  attnc SPEC [-o PATH] --emit=KIND [--tile=MxN] [--seq-len=NQ[,NKV]]\n"
       "  attnc SPEC --emit=report [--json] [--batch=B] [--heads=H]\n"
       "  attnc SPEC --emit=svg -o mask.svg\n"
-      "  attnc SPEC --emit=package -o DIR\n\n"
+      "  attnc SPEC --emit=package -o DIR\n"
+      "  attnc SPEC --emit=ptx|cubin [--arch=sm_XY] [--ptxas-report] -o PATH\n\n"
       "The spec language is described in specs/README.md.\n");
 
   std::string kind = emit;
@@ -168,10 +260,24 @@ int main(int argc, char **argv) {
     known |= kind == k.name;
   if (!known)
     return fail("--emit=" + kind + ": unknown output kind; valid kinds: " + emitKindList());
-  if ((kind == "png" || kind == "package") && outputPath == "-")
+  const bool nvrtcKind = kind == "ptx" || kind == "cubin";
+  if ((kind == "png" || kind == "cubin" || kind == "package") && outputPath == "-")
     return fail("--emit=" + kind + ": needs an output " +
-                (kind == "png" ? std::string("file") : std::string("directory")) + " (-o PATH)");
+                (kind == "package" ? std::string("directory") : std::string("file")) +
+                " (-o PATH)");
+  if (nvrtcKind && targetFlag.getNumOccurrences() && targetFlag != "cuda")
+    return fail("--emit=" + kind + ": compiles the CUDA kernel; --target=" + targetFlag +
+                " does not apply (give --target=cuda or leave --target out)");
+  if (archFlag.getNumOccurrences() && !nvrtcKind)
+    return fail("--arch=" + archFlag + ": only --emit=ptx and --emit=cubin compile for a GPU "
+                "architecture");
+  if (nvrtcKind && !isGpuArch(archFlag))
+    return fail("--arch=" + archFlag + ": expected a GPU architecture sm_XY, e.g. sm_80, sm_90, "
+                "sm_90a");
+  if (ptxasReportFlag && !nvrtcKind)
+    return fail("--ptxas-report: reports on what NVRTC compiles: give --emit=ptx or --emit=cubin");
   PipelineOptions pipeline;
+  pipeline.deterministic = deterministicFlag;
   if (!tileFlag.empty())
     if (std::string error = parseTileFlag(tileFlag, pipeline.blockM, pipeline.blockN);
         !error.empty())
@@ -195,16 +301,28 @@ int main(int argc, char **argv) {
   if (std::string error = applySeqLen(s); !error.empty())
     return fail(error);
 
-  if (kind == "cpp" || kind == "cuda" || kind == "package") {
+  if (kind == "cpp" || kind == "cuda" || kind == "package" || nvrtcKind) {
     if (targetFlag != "cpu" && targetFlag != "cuda")
       return fail("--target=" + targetFlag + ": unknown target; valid targets: cpu, cuda");
-    std::string target = kind == "package" ? std::string(targetFlag) : kind == "cuda" ? "cuda" : "cpu";
-    CompileResult compiled =
-        compileSpec(s, CompileOptions{pipeline.blockM, pipeline.blockN, target});
+    std::string target = kind == "package"             ? std::string(targetFlag)
+                         : kind == "cuda" || nvrtcKind ? "cuda"
+                                                       : "cpu";
+    CompileOptions options{pipeline.blockM, pipeline.blockN, target};
+    options.deterministic = deterministicFlag;
+    CompileResult compiled = compileSpec(s, options);
     llvm::errs() << compiled.diagnostics;
     if (!compiled.ok())
       return 1;
     std::string error;
+    if (nvrtcKind) {
+      std::string built;
+      if (std::string problem = compileWithNvrtc(*compiled.package, s.name, kind == "ptx", built);
+          !problem.empty())
+        return fail(problem);
+      if (!writeFileAtomically(outputPath, built, error))
+        return fail(error);
+      return 0;
+    }
     bool written = kind == "package" ? writePackage(*compiled.package, outputPath, error)
                                      : writeFileAtomically(outputPath, compiled.package->source, error);
     if (!written)

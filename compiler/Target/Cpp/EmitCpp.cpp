@@ -11,6 +11,7 @@
 #include "attnc/Dialect/Attn/AttnOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringExtras.h"
@@ -46,15 +47,13 @@ std::string boundLiteral(int64_t v) {
   return std::to_string(v);
 }
 
-class CppPrinter {
+/// What every printer shares: the stream, indentation and value names.
+class PrinterBase {
 public:
-  CppPrinter(FlashLoopOp loop, KernelTarget target, llvm::raw_ostream &os)
-      : loop(loop), cuda(target == KernelTarget::Cuda), os(os),
-        asmState(loop->getParentOfType<ModuleOp>()) {}
+  PrinterBase(Operation *op, llvm::raw_ostream &os)
+      : os(os), asmState(op->getParentOfType<ModuleOp>()) {}
 
-  LogicalResult print(const std::string &banner);
-
-private:
+protected:
   /// The C++ name of an SSA value: its IR name with the '%' dropped.
   std::string name(Value v) {
     auto it = aliases.find(v);
@@ -70,6 +69,23 @@ private:
       out = "v" + out;
     return out;
   }
+
+  std::string indent() const { return std::string(depth * 2, ' '); }
+
+  llvm::raw_ostream &os;
+  AsmState asmState;
+  llvm::DenseMap<Value, std::string> aliases;
+  int depth = 1;
+};
+
+class CppPrinter : public PrinterBase {
+public:
+  CppPrinter(FlashLoopOp loop, KernelTarget target, llvm::raw_ostream &os)
+      : PrinterBase(loop, os), loop(loop), cuda(target == KernelTarget::Cuda) {}
+
+  LogicalResult print(const std::string &banner);
+
+private:
 
   /// `Tile<R, C>`, `Row<R>`, `int64_t` or `bool` for a value's type; on
   /// CUDA the register tile types by role (QTile, ScoreTile, ProbTile,
@@ -110,7 +126,6 @@ private:
     return "args.v";
   }
 
-  std::string indent() const { return std::string(depth * 2, ' '); }
   LogicalResult printBlock(Block &block);
   LogicalResult printOp(Operation *op);
   LogicalResult printKvLoop(KvLoopOp op);
@@ -120,10 +135,6 @@ private:
 
   FlashLoopOp loop;
   bool cuda;
-  llvm::raw_ostream &os;
-  AsmState asmState;
-  llvm::DenseMap<Value, std::string> aliases;
-  int depth = 1;
 };
 
 LogicalResult CppPrinter::printBlock(Block &block) {
@@ -412,6 +423,305 @@ LogicalResult CppPrinter::print(const std::string &banner) {
   return success();
 }
 
+/// Prints the backward kernels (attn-lower-to-loops of attn.attention_grad)
+/// after the forward's: CPU functions per grid point and attnc_backward.
+class GradPrinter : public PrinterBase {
+public:
+  GradPrinter(func::FuncOp func, KernelTarget target, llvm::raw_ostream &os)
+      : PrinterBase(func, os), func(func), cuda(target == KernelTarget::Cuda) {}
+
+  LogicalResult print();
+
+private:
+  /// The kernel argument a tensor value is: the function's (Q, K, V, O,
+  /// LSE, dO), or delta.
+  std::string tensorArg(Value v) {
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      const char *names[] = {"args.q", "args.k", "args.v", "args.o", "args.lse", "args.d_o"};
+      if (arg.getOwner()->getParentOp() == func && arg.getArgNumber() < 6)
+        return names[arg.getArgNumber()];
+    }
+    return "args.delta";
+  }
+
+  std::string cppType(Value v) {
+    Type t = v.getType();
+    if (auto tensor = dyn_cast<RankedTensorType>(t)) {
+      if (tensor.getRank() == 2)
+        return "Tile<" + std::to_string(tensor.getDimSize(0)) + ", " +
+               std::to_string(tensor.getDimSize(1)) + ">";
+      return "Row<" + std::to_string(tensor.getDimSize(0)) + ">";
+    }
+    return t.isInteger(1) ? "bool" : "int64_t";
+  }
+
+  LogicalResult printBlock(Block &block) {
+    for (Operation &op : block)
+      if (failed(printOp(&op)))
+        return failure();
+    return success();
+  }
+  LogicalResult printOp(Operation *op);
+  LogicalResult printQLoop(QLoopOp op);
+  LogicalResult printKvLoop(KvLoopOp op);
+  /// Declares the loop-carried variables of a loop body and aliases the
+  /// loop's results to them.
+  void carry(Block &body, unsigned firstState, ValueRange inits, ValueRange results);
+
+  func::FuncOp func;
+  bool cuda;
+  int64_t blockM = 0, blockN = 0;
+};
+
+void GradPrinter::carry(Block &body, unsigned firstState, ValueRange inits, ValueRange results) {
+  for (auto [arg, init] : llvm::zip(body.getArguments().drop_front(firstState), inits))
+    os << indent() << cppType(arg) << " " << name(arg) << " = " << name(init) << ";\n";
+  for (auto [result, arg] : llvm::zip(results, body.getArguments().drop_front(firstState)))
+    aliases[result] = name(arg);
+}
+
+LogicalResult GradPrinter::printQLoop(QLoopOp op) {
+  Block &body = op.getBody().front();
+  carry(body, 3, op.getInitArgs(), op.getResults());
+  std::string h = name(body.getArgument(0)), qt = name(body.getArgument(1)),
+              partial = name(body.getArgument(2)), kt = name(op.getKtile()),
+              kvHead = name(op.getKvHead());
+  os << indent() << "// GQA: dK and dV sum over the " << op.getGroup()
+     << " query head(s) of kv head " << kvHead << ".\n";
+  os << indent() << "for (int64_t " << h << " = " << kvHead << " * KV_GROUP; " << h << " < ("
+     << kvHead << " + 1) * KV_GROUP; ++" << h << ") {\n";
+  ++depth;
+  if (isa<BandScheduleAttr>(op.getSchedule())) {
+    os << indent() << "// Transposed closed-form schedule: the query tiles that see kv tile "
+       << kt << ".\n";
+    os << indent() << "int64_t firstQt = 0, lastQt = -1;\n";
+    os << indent() << "bandRowTiles(kBand, " << kt
+       << ", BLOCK_M, BLOCK_N, args.nq, args.nk, firstQt, lastQt);\n";
+    os << indent() << "for (int64_t " << qt << " = firstQt; " << qt << " <= lastQt; ++" << qt
+       << ") {\n";
+    ++depth;
+    os << indent() << "const TileClass cls = bandTile(kBand, " << qt << ", " << kt
+       << ", BLOCK_M, BLOCK_N, args.nq, args.nk);\n";
+    os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
+    os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
+  } else {
+    os << indent() << "// Transposed table schedule, built by the runtime at launch.\n";
+    os << indent() << "for (int64_t entry = args.columns.row_offsets[" << kt
+       << "]; entry < args.columns.row_offsets[" << kt << " + 1]; ++entry) {\n";
+    ++depth;
+    os << indent() << "const int64_t " << qt << " = args.columns.col_tiles[entry];\n";
+    os << indent() << "const bool " << partial << " = !args.columns.full[entry];\n";
+  }
+  if (failed(printBlock(body)))
+    return failure();
+  --depth;
+  os << indent() << "}\n";
+  --depth;
+  os << indent() << "}\n";
+  return success();
+}
+
+LogicalResult GradPrinter::printKvLoop(KvLoopOp op) {
+  Block &body = op.getBody().front();
+  carry(body, 2, op.getInitArgs(), op.getResults());
+  std::string kt = name(body.getArgument(0)), partial = name(body.getArgument(1)),
+              qt = name(op.getQtile());
+  if (isa<BandScheduleAttr>(op.getSchedule())) {
+    os << indent() << "// Closed-form schedule: the band's kv tiles, classified from indices.\n";
+    os << indent() << "int64_t firstKt = 0, lastKt = -1;\n";
+    os << indent() << "bandColumnTiles(kBand, " << qt
+       << ", BLOCK_M, BLOCK_N, args.nq, args.nk, firstKt, lastKt);\n";
+    os << indent() << "for (int64_t " << kt << " = firstKt; " << kt << " <= lastKt; ++" << kt
+       << ") {\n";
+    ++depth;
+    os << indent() << "const TileClass cls = bandTile(kBand, " << qt << ", " << kt
+       << ", BLOCK_M, BLOCK_N, args.nq, args.nk);\n";
+    os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
+    os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
+  } else {
+    os << indent() << "// Table schedule, built by the runtime at launch.\n";
+    os << indent() << "for (int64_t entry = args.schedule.row_offsets[" << qt
+       << "]; entry < args.schedule.row_offsets[" << qt << " + 1]; ++entry) {\n";
+    ++depth;
+    os << indent() << "const int64_t " << kt << " = args.schedule.col_tiles[entry];\n";
+    os << indent() << "const bool " << partial << " = !args.schedule.full[entry];\n";
+  }
+  if (failed(printBlock(body)))
+    return failure();
+  --depth;
+  os << indent() << "}\n";
+  return success();
+}
+
+LogicalResult GradPrinter::printOp(Operation *op) {
+  std::string in = indent();
+  if (auto c = dyn_cast<arith::ConstantOp>(op)) {
+    aliases[c] = "KV_GROUP";
+  } else if (auto div = dyn_cast<arith::DivUIOp>(op)) {
+    aliases[div] = "kv_head";
+    os << in << "const int64_t kv_head = " << name(div.getLhs())
+       << " / KV_GROUP; // GQA: the kv head of query head " << name(div.getLhs()) << "\n";
+  } else if (auto load = dyn_cast<LoadTileOp>(op)) {
+    auto type = cast<RankedTensorType>(load.getType());
+    os << in << cppType(load) << " " << name(load) << "; // ("
+       << (type.getDimSize(0) == blockN && load.getSource() != func.getArgument(0) &&
+                   load.getSource() != func.getArgument(5)
+               ? "BLOCK_N"
+               : "BLOCK_M")
+       << ", HEAD_DIM)\n";
+    os << in << "loadTile<IS_BF16>(" << tensorArg(load.getSource()) << ", " << name(load.getBatch())
+       << ", " << name(load.getTile()) << ", " << name(load.getHead()) << ", "
+       << floatLiteral(load.getScale().convertToDouble()) << ", " << name(load) << ");\n";
+  } else if (auto row = dyn_cast<LoadRowOp>(op)) {
+    bool lse = tensorArg(row.getSource()) == "args.lse";
+    os << in << cppType(row) << " " << name(row) << "; // (BLOCK_M)"
+       << (lse ? " LSE, -inf past the end" : " delta") << "\n";
+    os << in << "loadRow(" << tensorArg(row.getSource()) << ", " << name(row.getBatch()) << ", "
+       << name(row.getHead()) << ", " << name(row.getTile()) << ", "
+       << (lse ? "-INFINITY" : "0.0f") << ", " << name(row) << ");\n";
+  } else if (auto fill = dyn_cast<FillOp>(op)) {
+    os << in << cppType(fill) << " " << name(fill) << ";\n";
+    os << in << "fill(" << name(fill) << ", " << floatLiteral(fill.getValue().convertToDouble())
+       << ");\n";
+  } else if (auto qLoop = dyn_cast<QLoopOp>(op)) {
+    return printQLoop(qLoop);
+  } else if (auto kvLoop = dyn_cast<KvLoopOp>(op)) {
+    return printKvLoop(kvLoop);
+  } else if (auto qkOp = dyn_cast<QKOp>(op)) {
+    std::string what = name(qkOp) == "st"    ? "S^T = K Q^T"
+                       : name(qkOp) == "dpt" ? "dP^T = V dO^T"
+                       : name(qkOp) == "dp"  ? "dP = dO V^T"
+                                             : "S = Q K^T";
+    os << in << cppType(qkOp) << " " << name(qkOp) << "; // " << what << "\n";
+    os << in << "qk(" << name(qkOp.getQ()) << ", " << name(qkOp.getK()) << ", " << name(qkOp)
+       << ");\n";
+  } else if (auto mask = dyn_cast<MaskTileOp>(op)) {
+    bool t = mask.getTransposed();
+    os << in << cppType(mask) << " " << name(mask) << " = " << name(mask.getS())
+       << "; // -inf where the mask forbids\n";
+    if (mask.getForm() == "band")
+      os << in << (t ? "maskBandT(" : "maskBand(") << name(mask) << ", kBand, "
+         << name(mask.getQtile()) << ", " << name(mask.getKtile()) << ", "
+         << name(mask.getPartial()) << ", args.nq, args.nk);\n";
+    else if (mask.getForm() == "bitmask")
+      os << in << (t ? "maskBitsT(" : "maskBits(") << name(mask)
+         << (t ? ", args.columns, entry, " : ", args.schedule, entry, ") << name(mask.getKtile())
+         << ", " << name(mask.getPartial()) << ", args.nk);\n";
+    else
+      return mask.emitOpError("has no form: run attn-prepare-for-emission first");
+  } else if (auto p = dyn_cast<RecomputePOp>(op)) {
+    bool t = p.getTransposed();
+    os << in << cppType(p) << " " << name(p) << "; // " << (t ? "P^T" : "P")
+       << " = exp2(S * SCALE_LOG2 - LSE * log2(e)), 0 where masked\n";
+    os << in << (t ? "recomputePT(" : "recomputeP(") << name(p.getS()) << ", " << name(p.getLse())
+       << ", SCALE_LOG2, " << name(p) << ");\n";
+  } else if (auto d = dyn_cast<DsOp>(op)) {
+    bool t = d.getTransposed();
+    os << in << cppType(d) << " " << name(d) << "; // " << (t ? "dS^T = P^T (dP^T" : "dS = P (dP")
+       << " - delta)\n";
+    os << in << (t ? "dScoresT(" : "dScores(") << name(d.getP()) << ", " << name(d.getDp()) << ", "
+       << name(d.getDelta()) << ", " << name(d) << ");\n";
+  } else if (auto mm = dyn_cast<MatmulAccOp>(op)) {
+    std::string n = name(mm);
+    std::string what = n == "dv_new" ? "dV += P^T dO" : n == "dk_new" ? "dK += dS^T Q" : "dQ += dS K";
+    os << in << cppType(mm) << " " << n << "; // " << what << "\n";
+    os << in << "matmulAcc(" << name(mm.getAcc()) << ", " << name(mm.getA()) << ", "
+       << name(mm.getB()) << ", " << n << ");\n";
+  } else if (auto y = dyn_cast<YieldOp>(op)) {
+    Block *body = y->getBlock();
+    unsigned first = isa<QLoopOp>(y->getParentOp()) ? 3 : 2;
+    for (auto [arg, value] : llvm::zip(body->getArguments().drop_front(first), y.getValues()))
+      os << in << name(arg) << " = " << name(value) << ";\n";
+  } else if (auto y = dyn_cast<GradYieldOp>(op)) {
+    Block *body = y->getBlock();
+    std::string b = name(body->getArgument(0)), h = name(body->getArgument(1)),
+                tile = name(body->getArgument(2));
+    if (isa<GradKvLoopOp>(y->getParentOp())) {
+      os << in << "storeGrad<IS_BF16>(args.dk, " << b << ", " << tile << ", " << h << ", "
+         << name(y.getValues()[0]) << ", SCALE); // dK = scale dS^T Q\n";
+      os << in << "storeGrad<IS_BF16>(args.dv, " << b << ", " << tile << ", " << h << ", "
+         << name(y.getValues()[1]) << ", 1.0f);\n";
+    } else {
+      os << in << "storeGrad<IS_BF16>(args.dq, " << b << ", " << tile << ", " << h << ", "
+         << name(y.getValues()[0]) << ", SCALE); // dQ = scale dS K\n";
+    }
+  } else if (isa<DqAtomicAddOp>(op)) {
+    return op->emitOpError("has no CPU form: the CPU target computes dQ in the separate pass");
+  } else {
+    return op->emitOpError("is not printable as C++");
+  }
+  return success();
+}
+
+LogicalResult GradPrinter::print() {
+  if (cuda)
+    return success(); // printed by printCuda once the device helpers land
+  GradKvLoopOp kvLoop;
+  GradQLoopOp qLoop;
+  func.walk([&](GradKvLoopOp op) { kvLoop = op; });
+  func.walk([&](GradQLoopOp op) { qLoop = op; });
+  if (!kvLoop || !qLoop)
+    return func.emitError("the CPU backward needs attn.grad_kv_loop and attn.grad_q_loop "
+                          "(attn-schedule-recompute with deterministic)");
+  blockM = kvLoop.getTile().getBlockM();
+  blockN = kvLoop.getTile().getBlockN();
+  double scale = kvLoop.getScale().convertToDouble();
+  os << "\n//===----------------------------------------------------------------------===//\n"
+        "// The backward pass (attn.attention_grad): P recomputed from the saved LSE\n"
+        "//===----------------------------------------------------------------------===//\n\n";
+  os << "namespace {\n\n";
+  os << "constexpr float SCALE = " << floatLiteral(scale) << "; // softmax scale\n";
+  os << "constexpr float SCALE_LOG2 = " << floatLiteral(scale * 1.4426950408889634)
+     << "; // softmax scale times log2(e)\n";
+  os << "constexpr int64_t KV_GROUP = QUERY_HEADS / KV_HEADS; // query heads per kv head\n\n";
+
+  os << "/// delta = rowsum(dO * O) for query tile qt of query head h in batch b.\n";
+  os << "void gradPreprocessTile(const attnc_backward_args &args, int64_t b, int64_t h, int64_t "
+        "qt) {\n";
+  os << "  computeDelta<IS_BF16, BLOCK_M, HEAD_DIM>(args, b, h, qt);\n}\n\n";
+
+  Block &kvBody = kvLoop.getBody().front();
+  os << "/// The kv-stationary pass: dK and dV of kv tile " << name(kvBody.getArgument(2))
+     << " of kv head " << name(kvBody.getArgument(1)) << " in batch "
+     << name(kvBody.getArgument(0)) << ".\n";
+  os << "void gradKvTile(const attnc_backward_args &args, int64_t " << name(kvBody.getArgument(0))
+     << ", int64_t " << name(kvBody.getArgument(1)) << ", int64_t "
+     << name(kvBody.getArgument(2)) << ") {\n";
+  depth = 1;
+  if (failed(printBlock(kvBody)))
+    return failure();
+  os << "}\n\n";
+
+  Block &qBody = qLoop.getBody().front();
+  os << "/// The q-stationary pass: dQ of query tile " << name(qBody.getArgument(2))
+     << " of query head " << name(qBody.getArgument(1)) << " in batch "
+     << name(qBody.getArgument(0)) << ".\n";
+  os << "void gradQTile(const attnc_backward_args &args, int64_t " << name(qBody.getArgument(0))
+     << ", int64_t " << name(qBody.getArgument(1)) << ", int64_t " << name(qBody.getArgument(2))
+     << ") {\n";
+  depth = 1;
+  if (failed(printBlock(qBody)))
+    return failure();
+  os << "}\n\n} // namespace\n\n";
+
+  os << "extern \"C\" int attnc_backward(const attnc_backward_args *args) {\n";
+  os << "  const int64_t queryTiles = (args->nq + BLOCK_M - 1) / BLOCK_M;\n";
+  os << "  const int64_t kvTiles = (args->nk + BLOCK_N - 1) / BLOCK_N;\n";
+  os << "  parallelFor(args->batch * QUERY_HEADS * queryTiles, args->num_threads, [&](int64_t "
+        "item) {\n";
+  os << "    gradPreprocessTile(*args, item / (queryTiles * QUERY_HEADS), (item / queryTiles) % "
+        "QUERY_HEADS,\n                       item % queryTiles);\n  });\n";
+  os << "  parallelFor(args->batch * KV_HEADS * kvTiles, args->num_threads, [&](int64_t item) {\n";
+  os << "    gradKvTile(*args, item / (kvTiles * KV_HEADS), (item / kvTiles) % KV_HEADS, item % "
+        "kvTiles);\n  });\n";
+  os << "  parallelFor(args->batch * QUERY_HEADS * queryTiles, args->num_threads, [&](int64_t "
+        "item) {\n";
+  os << "    gradQTile(*args, item / (queryTiles * QUERY_HEADS), (item / queryTiles) % "
+        "QUERY_HEADS, item % queryTiles);\n  });\n";
+  os << "  return 0;\n}\n";
+  return success();
+}
+
 } // namespace
 
 int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages) {
@@ -428,7 +738,14 @@ LogicalResult emitKernel(ModuleOp module, KernelTarget target, const std::string
   if (loops.size() != 1)
     return module.emitError("kernel emission needs exactly one attn.flash_loop, found ")
            << loops.size();
-  return CppPrinter(loops.front(), target, os).print(banner);
+  if (failed(CppPrinter(loops.front(), target, os).print(banner)))
+    return failure();
+  // The backward pass, when attn-schedule-recompute planned one.
+  for (auto func : module.getOps<func::FuncOp>())
+    if (!func.getBody().getOps<GradKvLoopOp>().empty())
+      if (failed(GradPrinter(func, target, os).print()))
+        return failure();
+  return success();
 }
 
 

@@ -214,3 +214,83 @@ func.func @layout_rows(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x64x4x64xbf16>, %v
 
 // expected-error @+1 {{tile stages must be in [2, 8], got 1}}
 #bad_stages = #attn.tile<block_m = 64, block_n = 64, stages = 1>
+
+// -----
+
+func.func @grad_types(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>, %o: tensor<?x?x4x64xbf16>, %lse: tensor<?x4x?xf32>, %do: tensor<?x?x4x32xbf16>) {
+  // expected-error @+1 {{output and d_output must have the query's type}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do mask(#attn.causal) heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>, tensor<?x?x4x32xbf16>
+      -> tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @grad_heads(%q: tensor<?x?x6x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>, %o: tensor<?x?x6x64xbf16>, %lse: tensor<?x6x?xf32>, %do: tensor<?x?x6x64xbf16>) {
+  // expected-error @+1 {{kv heads (4) must divide query heads (6)}}
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do mask(#attn.causal) heads(6, 4) scale(0.125)
+      : tensor<?x?x6x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x6x64xbf16>, tensor<?x6x?xf32>, tensor<?x?x6x64xbf16>
+      -> tensor<?x?x6x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @grad_kv_loop_accum(%q: tensor<?x?x4x64xbf16>, %lse: tensor<?x4x?xf32>, %delta: tensor<?x4x?xf32>) {
+  // expected-error @+1 {{has a dq_accum result iff atomic_dq is set}}
+  %dk, %dv = attn.grad_kv_loop %q, %q, %q, %lse, %q, %delta mask(#attn.causal) heads(4, 4) scale(0.125) atomic_dq
+      tile(<block_m = 64, block_n = 64, warps = 4>) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>, tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+      -> tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> {
+  ^bb0(%b: index, %kvh: index, %kt: index):
+    %z = attn.fill 0.0 : tensor<64x64xf32>
+    attn.grad_yield %z, %z : tensor<64x64xf32>, tensor<64x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @grad_kv_loop_yield(%q: tensor<?x?x4x64xbf16>, %lse: tensor<?x4x?xf32>, %delta: tensor<?x4x?xf32>) {
+  // expected-error @+1 {{body must end with attn.grad_yield of the (32, 64) dK and dV tiles}}
+  %dk, %dv = attn.grad_kv_loop %q, %q, %q, %lse, %q, %delta mask(#attn.causal) heads(4, 4) scale(0.125)
+      tile(<block_m = 64, block_n = 32, warps = 4>) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>, tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+      -> tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> {
+  ^bb0(%b: index, %kvh: index, %kt: index):
+    %z = attn.fill 0.0 : tensor<64x64xf32>
+    attn.grad_yield %z, %z : tensor<64x64xf32>, tensor<64x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @q_loop_body(%kt: index, %kvh: index, %dk0: tensor<64x64xf32>) {
+  // expected-error @+1 {{body must take (query head: index, query tile: index, partial: i1) and the iter_args}}
+  %dk = attn.q_loop %kt, %kvh group(2) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>) iter_args(%dk0) : tensor<64x64xf32> {
+  ^bb0(%qt: index, %partial: i1, %dk: tensor<64x64xf32>):
+    attn.yield %dk : tensor<64x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @q_loop_group(%kt: index, %kvh: index, %dk0: tensor<64x64xf32>) {
+  // expected-error @+1 {{group must be positive, got 0}}
+  %dk = attn.q_loop %kt, %kvh group(0) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>) iter_args(%dk0) : tensor<64x64xf32> {
+  ^bb0(%h: index, %qt: index, %partial: i1, %dk: tensor<64x64xf32>):
+    attn.yield %dk : tensor<64x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @matmul_shapes(%acc: tensor<64x64xf32>, %a: tensor<64x32xf32>, %b: tensor<64x64xf32>) {
+  // expected-error @+1 {{shapes do not multiply}}
+  %r = attn.matmul_acc %acc, %a, %b : tensor<64x64xf32>, tensor<64x32xf32>, tensor<64x64xf32>
+  return
+}

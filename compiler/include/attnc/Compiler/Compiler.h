@@ -24,6 +24,9 @@ struct CompileOptions {
   int64_t blockM = 0; ///< 0: the attn-tile heuristic
   int64_t blockN = 0;
   std::string target = "cpu";
+  /// Backward pass: dQ by a separate q-stationary pass, bitwise reproducible,
+  /// instead of float32 atomics (also set by the spec's "deterministic").
+  bool deterministic = false;
 };
 
 /// A kernel package in memory (runtime/README.md describes the format).

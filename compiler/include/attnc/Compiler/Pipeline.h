@@ -13,11 +13,14 @@ namespace attnc {
 struct PipelineOptions {
   int64_t blockM = 0; ///< 0: the attn-tile heuristic
   int64_t blockN = 0;
+  /// attn-schedule-recompute: dQ by the separate deterministic pass (always
+  /// for the CPU target, which has no float32 atomics).
+  bool deterministic = false;
 };
 
-/// Runs attn-canonicalize-mask, attn-plan-layout, attn-tile and
-/// attn-classify-blocks (the
-/// stage `--emit=tiled` prints). Diagnostics go through the context.
+/// Runs attn-canonicalize-mask, attn-plan-layout, attn-tile,
+/// attn-classify-blocks and attn-schedule-recompute (the stage `--emit=tiled`
+/// prints). Diagnostics go through the context.
 mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptions &options);
 
 /// runTilingPipeline, then attn-lower-to-loops and attn-prepare-for-emission

@@ -7,7 +7,9 @@
 // Exactness contract (tested against brute force):
 //   - a tile is Full iff every pair in it (clipped at the sequence ends) is
 //     allowed, Empty iff none is, Partial otherwise;
-//   - a schedule lists every non-empty tile and no empty one.
+//   - a schedule lists every non-empty tile and no empty one;
+//   - a column schedule lists the same tiles with the same classes, by kv
+//     tile (the backward's kv-stationary pass).
 //
 // Cost contract: nothing proportional to nq x nk; for banded masks (full,
 // causal, windows, dilated windows and their intersections) the schedule is
@@ -134,6 +136,65 @@ private:
   int64_t blockM_, blockN_;
   std::vector<int64_t> rowOffsets_;
   std::vector<ScheduledTile> tiles_;
+};
+
+/// A row-major tile list (CSR: the entries of row r are [rowOffsets[r],
+/// rowOffsets[r + 1]), each in a column below the column count) listed by
+/// column: the entries of column c are [offsets[c], offsets[c + 1]) of rows
+/// and entries, ascending by row.
+struct TransposedTiles {
+  std::vector<int64_t> offsets; ///< [columns + 1]
+  std::vector<int64_t> rows;    ///< [entries]: the row of each entry
+  std::vector<int64_t> entries; ///< [entries]: its index in the row-major list
+};
+
+/// Transposes a row-major tile list whose entry e lies in column cols[e], in
+/// [0, columns): a stable counting sort, O(entries + columns).
+TransposedTiles transposeTiles(const std::vector<int64_t> &rowOffsets,
+                               const std::vector<int64_t> &cols, int64_t columns);
+
+/// One visited query tile of a column schedule.
+struct ColumnTile {
+  int64_t rowTile;
+  TileClass cls; ///< Full or Partial, never Empty
+  /// The same tile's index in the forward table (BlockSchedule::tiles()); -1
+  /// for closed forms, which have no table.
+  int64_t entry;
+};
+
+/// The transpose of a BlockSchedule, which the backward's kv-stationary pass
+/// reads: per kv tile, the query tiles that see it, ascending, with the class
+/// the forward gives the same tile (so the totals agree). Banded masks keep
+/// only the band (rowRange is then the mirror of columnRange); the others get
+/// the forward table transposed (colOffsets, tiles). Views `forward`, which
+/// must outlive it.
+class ColumnSchedule {
+public:
+  explicit ColumnSchedule(const BlockSchedule &forward);
+
+  const BlockSchedule &forward() const { return *forward_; }
+  bool isClosedForm() const { return forward_->isClosedForm(); }
+  int64_t rowTiles() const { return forward_->rowTiles(); }
+  int64_t colTiles() const { return forward_->colTiles(); }
+  /// The tiles of kv tile c in ascending query tile order (computed on the
+  /// fly for closed forms, read from the table otherwise).
+  void column(int64_t c, std::vector<ColumnTile> &out) const;
+  /// For closed forms: the query tile range [first, last] that may see kv
+  /// tile c (exact for period 1; tiles inside it can be empty when period >
+  /// 1); for tables, the first and last listed query tiles. first > last
+  /// means none.
+  std::pair<int64_t, int64_t> rowRange(int64_t c) const;
+  /// The transposed table (empty for closed forms): the tiles of column c are
+  /// tiles()[colOffsets()[c] .. colOffsets()[c + 1]).
+  const std::vector<int64_t> &colOffsets() const { return colOffsets_; }
+  const std::vector<ColumnTile> &tiles() const { return tiles_; }
+  /// Totals over the plane, column by column; equal to forward().totals().
+  TileTotals totals() const;
+
+private:
+  const BlockSchedule *forward_;
+  std::vector<int64_t> colOffsets_;
+  std::vector<ColumnTile> tiles_;
 };
 
 } // namespace attnc::mask

@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace attnc::package {
 
@@ -33,6 +34,17 @@ struct ManifestInfo {
   // CUDA launch geometry (target "cuda").
   int64_t threadsPerBlock = 0;
   int64_t sharedBytes = 0;
+
+  /// One backward kernel of a CUDA package: its role ("preprocess", "dkdv",
+  /// "dq", "dq_convert"), entry point and launch size.
+  struct BackwardKernel {
+    std::string role, entry;
+    int64_t threadsPerBlock = 0, sharedBytes = 0;
+  };
+  /// The backward pass, when the source has one.
+  bool backward = false;
+  bool deterministic = false; ///< dQ by the separate pass (else float32 atomics)
+  std::vector<BackwardKernel> backwardKernels; ///< CUDA only
 };
 
 /// The manifest of `spec` compiled as `info` describes, as JSON text.

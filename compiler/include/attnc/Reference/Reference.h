@@ -1,8 +1,8 @@
 //===- Reference.h - Brute-force float64 attention --------------*- C++ -*-===//
 //
-// The oracle of every numeric test: the forward pass of any spec computed in
-// float64, one (batch, head, query row) at a time, with no tiling, no online
-// softmax and no shortcuts. Free of MLIR.
+// The oracle of every numeric test: the forward and backward passes of any
+// spec computed in float64, one (batch, head, query row) at a time, with no
+// tiling, no online softmax and no shortcuts. Free of MLIR.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,8 +37,39 @@ struct Output {
 /// `runtimeTokens` feeds a GlobalRuntime mask (may be null otherwise).
 Output forward(const mask::Mask &mask, const Shape &shape, double scale,
                const std::vector<double> &q, const std::vector<double> &k,
-               const std::vector<double> &v,
-               const std::vector<int64_t> *runtimeTokens = nullptr);
+               const std::vector<double> &v, const std::vector<int64_t> *runtimeTokens = nullptr);
+
+/// forward() of the query rows `rows` alone (each in [0, shape.nq), any
+/// order), for checks of problems too large for the whole reference: `qRows`
+/// holds those rows of Q, [batch, rows.size(), hq, d]; the result's o is
+/// [batch, rows.size(), hq, d] and its lse [batch, hq, rows.size()]. Row n is
+/// bitwise row rows[n] of forward() (the same computation: shape.nq still
+/// places the rows, p = rows[n] + nk - nq).
+Output forwardRows(const mask::Mask &mask, const Shape &shape, double scale,
+                   const std::vector<double> &qRows, const std::vector<double> &k,
+                   const std::vector<double> &v, const std::vector<int64_t> &rows,
+                   const std::vector<int64_t> *runtimeTokens = nullptr);
+
+/// Gradients of a scalar loss L with respect to the inputs of forward().
+struct Gradients {
+  std::vector<double> dq; ///< dL/dQ, [batch, nq, hq, d] like q
+  std::vector<double> dk; ///< dL/dK, [batch, nk, hkv, d] like k
+  std::vector<double> dv; ///< dL/dV, [batch, nk, hkv, d] like v
+};
+
+/// Exact gradients of attention given dO = dL/dO (like q). Per (batch, query
+/// head, row) the softmax P over the allowed keys is materialized exactly as
+/// forward() computes it (so is O), then
+///   dV_j += P_j dO,  dP_j = dO . V_j,  dS_j = P_j (dP_j - rowsum(dO * O)),
+///   dQ = scale sum_j dS_j K_j,  dK_j += scale dS_j Q.
+/// GQA: dK and dV of kv head g are the sum, in ascending query-head order,
+/// of the per-query-head gradients of its group (each accumulated over rows
+/// in ascending order, then scaled). Fully masked rows get dQ = 0 and add
+/// nothing; keys no row sees get dK = dV = 0, all exactly.
+Gradients backward(const mask::Mask &mask, const Shape &shape, double scale,
+                   const std::vector<double> &q, const std::vector<double> &k,
+                   const std::vector<double> &v, const std::vector<double> &dO,
+                   const std::vector<int64_t> *runtimeTokens = nullptr);
 
 /// Relative L2 error ||got - want|| / ||want|| over the finite entries of want
 /// (entries where want is -inf must be -inf in got too, else the error is +inf).

@@ -47,6 +47,13 @@ struct Report {
   int64_t flopsFwd = 0, flopsBwd = 0, flopsFwdComputed = 0;
   int64_t hbmBytesMin = 0;
   int64_t kvCacheBytesPerToken = 0, kvCacheBytesPerTokenMha = 0, kvCacheBytesPerTokenMqa = 0;
+  /// The backward plan (specs with "backward": true): what the forward saves
+  /// (LSE, float32, next to its output O), the float32 workspace of the
+  /// backward (delta, and dQ's float32 accumulator with atomic dQ), and the
+  /// probabilities P in the dtype that a materializing backward would store
+  /// instead (every pair of the dense N x N).
+  bool backward = false;
+  int64_t bwdLseBytes = 0, bwdWorkspaceBytes = 0, bwdPBytes = 0;
 
   // Ratios and estimates.
   double density = 0, waste = 0, estTimeMs = 0;

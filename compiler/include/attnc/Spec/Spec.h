@@ -52,6 +52,7 @@ struct Spec {
   double scale = 0;                ///< 1/sqrt(headDim) when the spec has none
   bool scaleGiven = false;
   bool backward = false;
+  bool deterministic = false; ///< backward: dQ without atomics, bitwise reproducible
   mask::Mask mask;
   LocatedMask maskLoc;     ///< where each mask node came from
   Location loc;            ///< the top-level object

@@ -102,6 +102,38 @@ def AttnClassifyBlocks : Pass<"attn-classify-blocks"> {
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }
 
+def AttnScheduleRecompute : Pass<"attn-schedule-recompute", "::mlir::ModuleOp"> {
+  let summary = "Plan the backward pass: recompute P from the saved LSE";
+  let description = [{
+    For every function whose `attn.attention` has `backward`, adds the
+    function `@NAME_backward(Q, K, V, O, LSE, dO) -> (dQ, dK, dV)` holding one
+    `attn.attention_grad` with the forward's mask, heads, scale, tile,
+    schedule and residue classes. Its operands are what the forward saves: its
+    inputs, O and the float32 LSE; the backward never stores the N x N
+    probabilities (attn-lower-to-loops gives it the FlashAttention-2 plan:
+    delta = rowsum(dO * O); a kv-stationary pass over the transposed schedule
+    recomputing P tile by tile for dK, dV; dQ by float32 atomics or a separate
+    q-stationary pass). `deterministic` on the attention, or the option, picks
+    the separate dQ pass (bitwise reproducible); the CPU target always uses it.
+
+    Before:
+    ```mlir
+    func.func @f(%q: ..., %k: ..., %v: ...) -> (...) {
+      %o, %lse = attn.attention %q, %k, %v mask(#attn.causal) heads(8, 2) scale(0.125) backward tile(...) schedule(...) : ...
+    ```
+    After (added):
+    ```mlir
+    func.func @f_backward(%q: ..., %k: ..., %v: ..., %o: ..., %lse: ..., %do: ...) -> (...) {
+      %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do mask(#attn.causal) heads(8, 2) scale(0.125) tile(...) schedule(...) : ...
+    ```
+  }];
+  let options = [
+    Option<"deterministic", "deterministic", "bool", "false",
+           "compute dQ in a separate deterministic pass (no float32 atomics)">,
+  ];
+  let dependentDialects = ["::attnc::attn::AttnDialect", "::mlir::func::FuncDialect"];
+}
+
 def AttnLowerToLoops : Pass<"attn-lower-to-loops"> {
   let summary = "Lower tiled, classified attn.attention to the flash loop";
   let description = [{

@@ -117,6 +117,39 @@ attnrt_status attnrt_forward_async(attnrt_kernel *kernel, const attnc_tensor_vie
                                    const int64_t *global_tokens, int64_t num_global_tokens,
                                    int32_t num_threads, void *stream);
 
+/* 1 if the package has a backward pass (its spec has "backward": true). */
+int32_t attnrt_package_has_backward(const attnrt_package *package);
+/* 1 if its dQ is deterministic (bitwise equal from run to run: "deterministic":
+ * true or attnc --deterministic), 0 if CUDA kernels accumulate dQ with float32
+ * atomics. CPU kernels are always deterministic. */
+int32_t attnrt_package_deterministic(const attnrt_package *package);
+
+/* Runs the backward pass: dq, dk, dv (like q, k, v) from the forward's
+ * inputs, its saved o and lse (as attnrt_forward wrote them) and d_o (dL/dO,
+ * like o). Same rules as attnrt_forward for shapes, strides, global tokens
+ * and num_threads; the package must have a backward pass
+ * (ATTNRT_ERROR_UNSUPPORTED otherwise). Fully masked query rows get dq = 0;
+ * keys no query sees get dk = dv = 0. CUDA kernels take their float32
+ * workspace (delta, and dq_accum for atomic dQ: 4 * B * Nq * Hq * (D + 1)
+ * bytes) from the stream-ordered allocator (cuMemAllocAsync). */
+attnrt_status attnrt_backward(attnrt_kernel *kernel, const attnc_tensor_view *q,
+                              const attnc_tensor_view *k, const attnc_tensor_view *v,
+                              const attnc_tensor_view *o, const attnc_tensor_view *lse,
+                              const attnc_tensor_view *d_o, attnc_tensor_view *dq,
+                              attnc_tensor_view *dk, attnc_tensor_view *dv,
+                              const int64_t *global_tokens, int64_t num_global_tokens,
+                              int32_t num_threads);
+
+/* attnrt_backward enqueued on `stream` without waiting (see
+ * attnrt_forward_async). */
+attnrt_status attnrt_backward_async(attnrt_kernel *kernel, const attnc_tensor_view *q,
+                                    const attnc_tensor_view *k, const attnc_tensor_view *v,
+                                    const attnc_tensor_view *o, const attnc_tensor_view *lse,
+                                    const attnc_tensor_view *d_o, attnc_tensor_view *dq,
+                                    attnc_tensor_view *dk, attnc_tensor_view *dv,
+                                    const int64_t *global_tokens, int64_t num_global_tokens,
+                                    int32_t num_threads, void *stream);
+
 /* What NVRTC and ptxas report for the entry point of a CUDA package built for
  * one architecture (attnrt_nvrtc_check). Local memory per thread: the stack
  * frame, and of it the bytes register spills store and load; generated
@@ -144,6 +177,57 @@ typedef struct attnrt_nvrtc_report {
  * ATTNRT_ERROR_UNSUPPORTED without NVRTC. */
 attnrt_status attnrt_nvrtc_check(const attnrt_package *package, const char *arch,
                                  attnrt_nvrtc_report *out);
+
+/* What attnrt_nvrtc_compile keeps of a build. */
+typedef enum attnrt_nvrtc_artifact {
+  ATTNRT_NVRTC_CUBIN = 0, /* the cubin (an ELF image for cuModuleLoadData) */
+  ATTNRT_NVRTC_PTX = 1,   /* the PTX text ptxas compiled into that cubin */
+} attnrt_nvrtc_artifact;
+
+/* One entry point (extern "C" __global__ function) of a build, as ptxas
+ * reports it. */
+typedef struct attnrt_nvrtc_entry {
+  char *name;                /* "attnc_forward_kernel" (owned by the output) */
+  int32_t registers;         /* per thread */
+  int32_t barriers;          /* named barriers used */
+  int64_t stack_frame_bytes; /* local memory per thread */
+  int64_t spill_store_bytes; /* register spill stores to local memory */
+  int64_t spill_load_bytes;  /* register spill loads from local memory */
+  int64_t shared_bytes;      /* static shared memory (the dynamic part is launch.shared_bytes) */
+  int64_t code_bytes;        /* its machine code in the cubin (ELF section .text.NAME); -1 unknown */
+} attnrt_nvrtc_entry;
+
+/* A CUDA package built for one architecture by attnrt_nvrtc_compile.
+ * Release it with attnrt_nvrtc_output_release. */
+typedef struct attnrt_nvrtc_output {
+  char arch[16];                    /* "sm_90a" */
+  int32_t nvrtc_major, nvrtc_minor; /* NVRTC's version */
+  char *data;                       /* the artifact: cubin bytes, or PTX text; NUL-terminated */
+  size_t size;                      /* its size in bytes, without that NUL */
+  int64_t cubin_bytes;              /* size of the cubin (also when data is PTX) */
+  int32_t num_entries;              /* 0 unless a report was asked for */
+  attnrt_nvrtc_entry *entries;      /* every entry point, in ptxas's order */
+} attnrt_nvrtc_output;
+
+/* Compiles a CUDA package's source with NVRTC for `arch` ("sm_80", "sm_90",
+ * "sm_90a", ...; required) with the options kernel creation uses, and hands
+ * over the cubin or the PTX (attnc --emit=cubin|ptx). With `report` nonzero,
+ * the same source is compiled a second time with ptxas's verbose report (and
+ * a fresh definition appended, so that no JIT cache answers in ptxas's place)
+ * and every entry point's registers, local and shared memory and code size
+ * are listed; the artifact stays that of the clean source, byte for byte.
+ * Needs libnvrtc, but no GPU and no driver; never caches. On failure `out` is
+ * zeroed. Errors: ATTNRT_ERROR_COMPILE as attnrt_kernel_create (log, dumped
+ * source); ATTNRT_ERROR_PACKAGE if the report lacks the package's entry
+ * point; ATTNRT_ERROR_INVALID_ARGUMENT for a CPU package, a missing or
+ * malformed arch or an unknown artifact; ATTNRT_ERROR_UNSUPPORTED without
+ * NVRTC. */
+attnrt_status attnrt_nvrtc_compile(const attnrt_package *package, const char *arch,
+                                   attnrt_nvrtc_artifact artifact, int32_t report,
+                                   attnrt_nvrtc_output *out);
+/* Frees what attnrt_nvrtc_compile allocated in `output` and zeroes it (NULL
+ * and zeroed outputs are fine). */
+void attnrt_nvrtc_output_release(attnrt_nvrtc_output *output);
 
 #ifdef __cplusplus
 }

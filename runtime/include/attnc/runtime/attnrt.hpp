@@ -116,6 +116,9 @@ public:
   const char *specJson() const { return attnrt_package_spec_json(handle_.get()); }
   /// "cpu" or "cuda".
   std::string target() const { return attnrt_package_target(handle_.get()); }
+  /// Whether it has a backward pass, and whether its dQ is deterministic.
+  bool hasBackward() const { return attnrt_package_has_backward(handle_.get()) != 0; }
+  bool deterministic() const { return attnrt_package_deterministic(handle_.get()) != 0; }
 
   /// Compiles a CUDA package with NVRTC for `arch` ("sm_90"; empty: the
   /// current GPU's) and reports the entry's registers and local memory
@@ -174,6 +177,32 @@ public:
                       int32_t numThreads = 0) {
     return Status::fromCall(attnrt_forward_async(
         handle_.get(), &q, &k, &v, &o, &lse, globalTokens.empty() ? nullptr : globalTokens.data(),
+        static_cast<int64_t>(globalTokens.size()), numThreads, stream));
+  }
+
+  /// Runs the backward pass (attnrt_backward): dq, dk, dv from the forward's
+  /// inputs, its o and lse, and d_o.
+  Status backward(const attnc_tensor_view &q, const attnc_tensor_view &k,
+                  const attnc_tensor_view &v, const attnc_tensor_view &o,
+                  const attnc_tensor_view &lse, const attnc_tensor_view &dO, attnc_tensor_view &dq,
+                  attnc_tensor_view &dk, attnc_tensor_view &dv,
+                  const std::vector<int64_t> &globalTokens = {}, int32_t numThreads = 0) {
+    return Status::fromCall(attnrt_backward(
+        handle_.get(), &q, &k, &v, &o, &lse, &dO, &dq, &dk, &dv,
+        globalTokens.empty() ? nullptr : globalTokens.data(),
+        static_cast<int64_t>(globalTokens.size()), numThreads));
+  }
+
+  /// Enqueues the backward pass on a CUDA stream (attnrt_backward_async).
+  Status backwardAsync(const attnc_tensor_view &q, const attnc_tensor_view &k,
+                       const attnc_tensor_view &v, const attnc_tensor_view &o,
+                       const attnc_tensor_view &lse, const attnc_tensor_view &dO,
+                       attnc_tensor_view &dq, attnc_tensor_view &dk, attnc_tensor_view &dv,
+                       void *stream, const std::vector<int64_t> &globalTokens = {},
+                       int32_t numThreads = 0) {
+    return Status::fromCall(attnrt_backward_async(
+        handle_.get(), &q, &k, &v, &o, &lse, &dO, &dq, &dk, &dv,
+        globalTokens.empty() ? nullptr : globalTokens.data(),
         static_cast<int64_t>(globalTokens.size()), numThreads, stream));
   }
 

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define ATTNC_KERNEL_ABI_VERSION 1
+#define ATTNC_KERNEL_ABI_VERSION 2
 
 /* Element types of tensors. */
 typedef enum attnc_dtype {
@@ -78,6 +78,63 @@ typedef int (*attnc_forward_fn)(const attnc_forward_args *args);
  * tile, y: query head, z: batch) of the manifest's launch.threads_per_block
  * threads with launch.shared_bytes of dynamic shared memory. */
 #define ATTNC_CUDA_FORWARD_SYMBOL "attnc_forward_kernel"
+
+/* Everything a backward launch needs (packages of specs with "backward":
+ * true). The forward saved O and LSE; the backward recomputes P tile by tile
+ * from LSE (ARCHITECTURE.md):
+ *   delta = rowsum(dO * O)                     (float32, per query row)
+ *   P     = exp(scale * Q K^T - LSE)           (0 where the mask forbids)
+ *   dV    = P^T dO
+ *   dS    = P * (dO V^T - delta)
+ *   dQ    = scale * dS K,   dK = scale * dS^T Q
+ * GQA: dK and dV of kv head g sum over the query heads of group g. Rows of
+ * a fully masked query (LSE = -inf) contribute nothing: their dQ is 0.
+ *
+ * `schedule` is the forward's row table (query tile -> kv tiles), read by the
+ * q-stationary dQ pass; `columns` its transpose, read by the kv-stationary
+ * dK/dV pass: for kv tile c, the query tiles col_tiles[row_offsets[c] ..
+ * row_offsets[c + 1]), ascending, with full[] and bit_offsets[] per entry;
+ * its bits are the forward table's (the same array: BLOCK_M query rows of
+ * words_per_row words, bit c of row r = query row qtile * BLOCK_M + r may
+ * attend to key ktile * BLOCK_N + c). Banded masks need neither table. */
+typedef struct attnc_backward_args {
+  attnc_tensor_view q, k, v;   /* the forward's inputs */
+  attnc_tensor_view o;         /* the forward's output */
+  attnc_tensor_view lse;       /* the forward's LSE, float32 [B, Hq, Nq] */
+  attnc_tensor_view d_o;       /* dL/dO, like o */
+  attnc_tensor_view dq;        /* output dL/dQ, like q */
+  attnc_tensor_view dk, dv;    /* outputs dL/dK, dL/dV, like k and v */
+  attnc_tensor_view delta;     /* workspace, float32 [B, Hq, Nq] contiguous */
+  attnc_tensor_view dq_accum;  /* workspace, float32 [B, Nq, Hq, D] contiguous:
+                                  CUDA with atomic dQ only (else data NULL) */
+  int64_t batch, nq, nk;
+  attnc_schedule_table schedule; /* forward (row) table */
+  attnc_schedule_table columns;  /* transposed (column) table */
+  int32_t num_threads; /* CPU: worker threads (>= 1); CUDA: threads per block */
+} attnc_backward_args;
+
+/* The backward entry point of CPU kernels with a backward pass: all of it
+ * (delta, dK/dV, dQ), deterministic; returns 0 on success. */
+typedef int (*attnc_backward_fn)(const attnc_backward_args *args);
+#define ATTNC_BACKWARD_SYMBOL "attnc_backward"
+
+/* The backward entry points of CUDA kernels, each
+ *   extern "C" __global__ void NAME(const __grid_constant__ attnc_backward_args args);
+ * launched in this order on one stream:
+ *   attnc_backward_preprocess_kernel  grid (ceil(nq / BLOCK_M), Hq, B): delta;
+ *                                     with atomic dQ also zeroes dq_accum
+ *   attnc_backward_dkdv_kernel        grid (ceil(nk / BLOCK_N), Hkv, B): dK, dV
+ *                                     (and, atomic dQ, dq_accum += scale dS K)
+ *   attnc_backward_dq_kernel          grid (ceil(nq / BLOCK_M), Hq, B):
+ *                                     deterministic dQ: dQ, one block per tile
+ *   or attnc_backward_dq_convert_kernel grid (ceil(nq / BLOCK_M), Hq, B):
+ *                                     atomic dQ: dQ = dq_accum, rounded
+ * with the threads and dynamic shared memory the manifest's backward section
+ * gives for each. */
+#define ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL "attnc_backward_preprocess_kernel"
+#define ATTNC_CUDA_BACKWARD_DKDV_SYMBOL "attnc_backward_dkdv_kernel"
+#define ATTNC_CUDA_BACKWARD_DQ_SYMBOL "attnc_backward_dq_kernel"
+#define ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL "attnc_backward_dq_convert_kernel"
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,68 @@
+//===- ScheduleRecompute.cpp - attn-schedule-recompute --------------------===//
+//
+// Plans the backward pass of every attention that asks for one (see
+// Passes.td): a function NAME_backward taking exactly what the forward saves
+// (Q, K, V, O, LSE) and dO, holding one attn.attention_grad.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/Passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+
+namespace attnc::attn {
+#define GEN_PASS_DEF_ATTNSCHEDULERECOMPUTE
+#include "attnc/Passes/Passes.h.inc"
+} // namespace attnc::attn
+
+using namespace mlir;
+using namespace attnc::attn;
+
+namespace {
+
+struct AttnScheduleRecomputePass
+    : public attnc::attn::impl::AttnScheduleRecomputeBase<AttnScheduleRecomputePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SymbolTable symbols(module);
+    SmallVector<AttentionOp> forwards;
+    module.walk([&](AttentionOp op) {
+      if (op.getBackward())
+        forwards.push_back(op);
+    });
+    for (AttentionOp op : forwards) {
+      auto forward = op->getParentOfType<func::FuncOp>();
+      if (!forward) {
+        op.emitOpError("with backward must be inside a func.func");
+        return signalPassFailure();
+      }
+      std::string name = (forward.getSymName() + "_backward").str();
+      if (symbols.lookup(name))
+        continue; // planned already (the pass is idempotent)
+
+      // The saved tensors: the forward's inputs, O and LSE; then dO.
+      Type q = op.getQuery().getType(), k = op.getKey().getType(), v = op.getValue().getType();
+      Type o = op.getOutput().getType(), lse = op.getLse().getType();
+      OpBuilder b(module.getContext());
+      b.setInsertionPointAfter(forward);
+      auto func = func::FuncOp::create(b, op.getLoc(), name,
+                                       b.getFunctionType({q, k, v, o, lse, o}, {q, k, v}));
+      symbols.insert(func);
+      Block *body = func.addEntryBlock();
+      b.setInsertionPointToEnd(body);
+      auto grad = AttentionGradOp::create(
+          b, op.getLoc(), TypeRange{q, k, v}, body->getArgument(0), body->getArgument(1),
+          body->getArgument(2), body->getArgument(3), body->getArgument(4), body->getArgument(5),
+          op.getMask(), op.getQueryHeadsAttr(), op.getKvHeadsAttr(), op.getScaleAttr(),
+          deterministic || op.getDeterministic() ? b.getUnitAttr() : UnitAttr(), op.getTileAttr(),
+          op.getScheduleAttr(), op.getResidueClassesAttr());
+      func::ReturnOp::create(b, op.getLoc(), grad.getResults());
+    }
+  }
+};
+
+} // namespace
