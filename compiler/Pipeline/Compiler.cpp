@@ -104,9 +104,27 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   info.source = source;
   // The backward, when the printer emitted one (attn-schedule-recompute).
   module->walk([&](attn::GradKvLoopOp op) {
-    info.backward = !cuda || source.find("attnc_backward_dkdv_kernel") != std::string::npos;
+    info.backward = true;
     info.deterministic = !op.getAtomicDq();
   });
+  if (info.backward && cuda) {
+    // Warps: one 16-row mma block each, over the kv tile's keys (dK/dV) or
+    // the query tile's rows (the others); attnc_cuda_bwd.cuh's dkdvWarps, dqWarps.
+    constexpr int64_t kRowsPerWarp = 16, kWarpSize = 32;
+    const int64_t dqThreads = info.blockM / kRowsPerWarp * kWarpSize;
+    info.backwardKernels.push_back(
+        {"preprocess", ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, dqThreads, 0});
+    info.backwardKernels.push_back(
+        {"dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, info.blockN / kRowsPerWarp * kWarpSize,
+         cudaBackwardSharedBytes(info.blockM, info.blockN, headDim, true, !info.deterministic)});
+    if (info.deterministic)
+      info.backwardKernels.push_back(
+          {"dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, dqThreads,
+           cudaBackwardSharedBytes(info.blockM, info.blockN, headDim, false, false)});
+    else
+      info.backwardKernels.push_back(
+          {"dq_convert", ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, dqThreads, 0});
+  }
   result.package = KernelPackage{package::writeManifest(s, info), source, info.sourceFileName};
   return result;
 }

@@ -326,8 +326,17 @@ private:
 
 /// Parses doc.source into doc; a syntax error adds a diagnostic, returns false.
 bool parseDocument(Document &doc, std::vector<Diagnostic> &diags) {
+  // An empty document is reported here: nlohmann's wording for it differs
+  // between versions.
+  const std::string &text = doc.source.text();
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) {
+    diags.push_back({Severity::Error, doc.source.locate(text.size() ? text.size() - 1 : 0), "",
+                     "the spec is empty: expected a JSON object"});
+    return false;
+  }
   DocumentBuilder builder(doc, diags);
-  return Json::sax_parse(doc.source.text(), &builder);
+  return Json::sax_parse(text, &builder);
 }
 
 /// The whole content of a file, or nullopt with the system's reason.

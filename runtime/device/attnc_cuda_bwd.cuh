@@ -100,12 +100,13 @@ template <class Cfg> constexpr int kDsRowElems = Cfg::kBlockN + kSmemPadElems;
 
 /// The dK/dV kernel's shared memory without the dS^T tile (Cfg = DkdvConfig).
 template <class Cfg> struct DkdvTiles {
-  alignas(kChunkBytes) uint16_t k[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) K
-  alignas(kChunkBytes) uint16_t v[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) V
-  alignas(kChunkBytes) uint16_t q[Cfg::kStages][Cfg::kKvSmemElems];   // (BLOCK_M, HEAD_DIM) per stage
-  alignas(kChunkBytes) uint16_t d_o[Cfg::kStages][Cfg::kKvSmemElems]; // (BLOCK_M, HEAD_DIM) per stage
-  alignas(kChunkBytes) float lse[Cfg::kStages][Cfg::kBlockN];         // (BLOCK_M) per stage
-  alignas(kChunkBytes) float delta[Cfg::kStages][Cfg::kBlockN];       // (BLOCK_M) per stage
+  alignas(kChunkBytes) uint16_t k[Cfg::kQSmemElems]; // (BLOCK_N, HEAD_DIM) K
+  alignas(kChunkBytes) uint16_t v[Cfg::kQSmemElems]; // (BLOCK_N, HEAD_DIM) V
+  // Per stage: (BLOCK_M, HEAD_DIM) Q, then dO; once a step's matmuls are done, its 2 tiles are the
+  // staging memory of dqAtomicAdd's bulk reductions.
+  alignas(kChunkBytes) uint16_t q_do[Cfg::kStages][2][Cfg::kKvSmemElems];
+  alignas(kChunkBytes) float lse[Cfg::kStages][Cfg::kBlockN];   // (BLOCK_M) per stage
+  alignas(kChunkBytes) float delta[Cfg::kStages][Cfg::kBlockN]; // (BLOCK_M) per stage
 };
 
 /// The dK/dV kernel's shared memory; with atomic dQ also the dS^T tile dqAtomicAdd multiplies by K.
@@ -384,6 +385,7 @@ struct QdoTiles {
   const uint16_t *d_o; // (BLOCK_M, HEAD_DIM), rows past Nq zero
   const float *lse;    // (BLOCK_M), natural log, rows past Nq zero
   const float *delta;  // (BLOCK_M), rows past Nq zero
+  float *spent;        // the memory of q and d_o, free once every warp is past the step's matmuls
 };
 
 /// attn.load_tile (Q, dO) and attn.load_row (LSE, delta) of the dK/dV kernel: a ring of Stages
@@ -414,8 +416,8 @@ template <class Cfg, class Schedule> struct QdoPipeline {
     if (schedule.valid(ahead)) {
       const int64_t h = kvHead * Schedule::kGroup + ahead.group;
       const int64_t row0 = schedule.queryTile(ahead) * Cfg::kBlockN;
-      copyTileAsync<Cfg, Cfg::kBlockN>(args.q, b, row0, h, smem.q[fetchStage]);
-      copyTileAsync<Cfg, Cfg::kBlockN>(args.d_o, b, row0, h, smem.d_o[fetchStage]);
+      copyTileAsync<Cfg, Cfg::kBlockN>(args.q, b, row0, h, smem.q_do[fetchStage][0]);
+      copyTileAsync<Cfg, Cfg::kBlockN>(args.d_o, b, row0, h, smem.q_do[fetchStage][1]);
       copyRowAsync<Cfg, Cfg::kBlockN>(args.lse, b, h, row0, smem.lse[fetchStage]);
       copyRowAsync<Cfg, Cfg::kBlockN>(args.delta, b, h, row0, smem.delta[fetchStage]);
       ahead = schedule.next(ahead);
@@ -427,11 +429,13 @@ template <class Cfg, class Schedule> struct QdoPipeline {
   /// Waits for the current step's tiles (and, at the first step, K and V), then starts the step Stages - 1 ahead.
   __device__ __forceinline__ QdoTiles acquire() {
     cpAsyncWait<kGroupsInFlight - 1>();
+    // The bulk reductions of dqAtomicAdd have read the stage fetch() refills.
+    waitBulkRead<0>();
     // Every thread's copies have landed, and every warp is done with the stage fetch() refills.
     __syncthreads();
     fetch();
-    const QdoTiles tiles{smem.q[readStage], smem.d_o[readStage], smem.lse[readStage],
-                         smem.delta[readStage]};
+    const QdoTiles tiles{smem.q_do[readStage][0], smem.q_do[readStage][1], smem.lse[readStage],
+                         smem.delta[readStage], reinterpret_cast<float *>(smem.q_do[readStage][0])};
     readStage = readStage + 1 == Cfg::kStages ? 0 : readStage + 1;
     return tiles;
   }
@@ -746,16 +750,25 @@ __device__ __forceinline__ void matmulAcc(const AccTile<Cfg> &acc, const Operand
 // attn.dq_atomic_add
 //===----------------------------------------------------------------------===//
 
+#ifndef ATTNC_DQ_REDUCTION
+/// How dqAtomicAdd adds to dq_accum: 0 red.global.add.v2, 1 red.global.add.v4 (pairs of lanes
+/// swap halves first), 2 (default) the bulk copy engine's cp.reduce.async.bulk from shared memory
+/// on sm_90, mode 0 before.
+#define ATTNC_DQ_REDUCTION 2
+#endif
+
 /// dq_accum[rows of query tile qt, head h] += scale dS K (Cfg = DkdvConfig): dS^T (an OperandTile)
-/// goes to shared memory (`dsTile`, (BLOCK_N, BLOCK_M)); then every warp multiplies
-/// (16 query rows x kDqPieceCols dims) pieces of dS K, dS read by ldmatrix.trans and K
-/// (BLOCK_N, HEAD_DIM) from `kTile`, and adds them to the float32 [B, Nq, Hq, D] dq_accum by
-/// red.global.add. Rows past Nq are skipped.
-template <class Cfg>
-__device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, uint16_t *dsTile,
-                                            const uint16_t *kTile, const attnc_tensor_view &dqAccum,
-                                            int64_t b, int64_t qt, int64_t h, float scale) {
+/// goes to shared memory (smem.ds, (BLOCK_N, BLOCK_M)); then every warp multiplies (16 query rows x
+/// kDqPieceCols dims) pieces of dS K, dS read by ldmatrix.trans and K (BLOCK_N, HEAD_DIM) from
+/// smem.k, and adds them to the float32 [B, Nq, Hq, D] dq_accum: on sm_90 staged in the step's
+/// spent Q/dO memory and added row by row by cp.reduce.async.bulk (QdoPipeline::acquire waits
+/// until they have read it), before sm_90 by red.global.add. Rows past Nq are skipped.
+template <class Cfg, class Smem>
+__device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, const QdoTiles &tiles,
+                                            Smem &smem, const attnc_tensor_view &dqAccum, int64_t b,
+                                            int64_t qt, int64_t h, float scale) {
   constexpr int kDsPitch = kDsRowElems<Cfg>;
+  uint16_t *dsTile = smem.ds;
   const int lane = laneIndex();
   {
     const int row0 = fragmentRow<Cfg>(0, 0), col0 = fragmentCol(0, 0);
@@ -769,7 +782,8 @@ __device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, uint16_
               dsTile + (row0 + rb * kMmaM + (r % 2) * kRowHalfStride) * kDsPitch + col0 +
               (2 * kk + operandTileOffset(r)) * kMmaN) = dst.a[rb][kk][r];
   }
-  // Every warp's dS^T rows are in shared memory (the next step's acquire() orders their reuse).
+  // Every warp's dS^T rows are in shared memory, and every warp is past the step's matmuls (the
+  // next step's acquire() orders the reuse of smem.ds and of the spent Q/dO memory).
   __syncthreads();
   constexpr int kPieceCols = Cfg::kHeadDim < kDqPieceCols ? Cfg::kHeadDim : kDqPieceCols;
   constexpr int kPieceTiles = kPieceCols / kMmaN;
@@ -777,6 +791,11 @@ __device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, uint16_
   constexpr int kPieces = kQueryBlocks * (Cfg::kHeadDim / kPieceCols);
   constexpr int kPiecesPerWarp = (kPieces + Cfg::kNumWarps - 1) / Cfg::kNumWarps;
   static_assert(Cfg::kHeadDim % kPieceCols == 0 && kPieceTiles % 2 == 0, "dQ pieces: whole d-tile pairs");
+  // Bulk staging: piece p at row pitch kPieceCols + 4 floats (16-byte rows, 2-way bank conflicts at
+  // most), in the spent Q and dO tiles of the step.
+  constexpr int kStagePitch = kPieceCols + 4;
+  static_assert(kPieces * kMmaM * kStagePitch * 4 <= 2 * Cfg::kKvSmemElems * kElementBytes,
+                "dQ staging fits in a step's Q and dO tiles");
   // A = dS (queries x keys) from dS^T (keys x queries) by ldmatrix.trans: matrix i = lane / 8
   // covers keys (i / 2) * 8 + 0-7 and queries (i % 2) * 8 + 0-7 of the 16 x 16 k-step.
   const int aRow = (lane / (2 * kLdmRows)) * kLdmRows + lane % kLdmRows;
@@ -785,7 +804,7 @@ __device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, uint16_
   // B = K (keys x dims) by ldmatrix.trans, as matmulAcc.
   const int bRow = (lane / kLdmRows % 2) * kLdmRows + lane % kLdmRows;
   const int bCol = (lane / (2 * kLdmRows)) * kChunkElems;
-  const uint32_t bBase = sharedAddress(kTile + bRow * Cfg::kSmemRowElems + bCol);
+  const uint32_t bBase = sharedAddress(smem.k + bRow * Cfg::kSmemRowElems + bCol);
   float *accum = static_cast<float *>(dqAccum.data) + b * dqAccum.strides[0] + h * dqAccum.strides[2];
 #pragma unroll
   for (int i = 0; i < kPiecesPerWarp; ++i) {
@@ -812,9 +831,48 @@ __device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, uint16_
         mma16816<Cfg::kIsBf16>(acc[2 * dd + 1], aFrag, bFrag[2], bFrag[3]);
       }
     }
+    const int64_t pieceRow0 = qt * Cfg::kBlockN + qb * kMmaM;
+#if ATTNC_DQ_REDUCTION == 2 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // Stage the scaled piece (16 x kPieceCols floats), then lane r adds row r with one bulk reduction.
+    float *stage = tiles.spent + piece * kMmaM * kStagePitch;
+#pragma unroll
+    for (int half = 0; half < kRowsPerThread; ++half)
+#pragma unroll
+      for (int j = 0; j < kPieceTiles; ++j)
+        *reinterpret_cast<float2 *>(stage + (lane / kQuadSize + half * kRowHalfStride) * kStagePitch +
+                                    j * kMmaN + (lane % kQuadSize) * 2) =
+            make_float2(acc[j][2 * half] * scale, acc[j][2 * half + 1] * scale);
+    fenceProxyAsyncShared();
+    __syncwarp();
+    if (lane < kMmaM && pieceRow0 + lane < dqAccum.shape[1]) {
+      bulkReduceAddFloat(accum + (pieceRow0 + lane) * dqAccum.strides[1] + col0,
+                         sharedAddress(stage + lane * kStagePitch), kPieceCols * 4);
+      commitBulk();
+    }
+#elif ATTNC_DQ_REDUCTION == 1
+    // Lanes c and c ^ 1 of a quad swap halves: even lanes then hold 4 consecutive columns of row g,
+    // odd lanes of row g + 8.
+    const bool even = lane % 2 == 0;
+    const int64_t row = pieceRow0 + lane / kQuadSize + (even ? 0 : kRowHalfStride);
+    float *out = accum + row * dqAccum.strides[1] + col0 + (lane % kQuadSize - (even ? 0 : 1)) * 2;
+#pragma unroll
+    for (int j = 0; j < kPieceTiles; ++j) {
+      const float send0 = even ? acc[j][2] : acc[j][0], send1 = even ? acc[j][3] : acc[j][1];
+      const float got0 = __shfl_xor_sync(0xffffffffu, send0, 1);
+      const float got1 = __shfl_xor_sync(0xffffffffu, send1, 1);
+      if (row < dqAccum.shape[1]) {
+        if (even)
+          redAddFloat4(out + j * kMmaN, acc[j][0] * scale, acc[j][1] * scale, got0 * scale,
+                       got1 * scale);
+        else
+          redAddFloat4(out + j * kMmaN, got0 * scale, got1 * scale, acc[j][2] * scale,
+                       acc[j][3] * scale);
+      }
+    }
+#else
 #pragma unroll
     for (int half = 0; half < kRowsPerThread; ++half) {
-      const int64_t row = qt * Cfg::kBlockN + qb * kMmaM + lane / kQuadSize + half * kRowHalfStride;
+      const int64_t row = pieceRow0 + lane / kQuadSize + half * kRowHalfStride;
       if (row >= dqAccum.shape[1])
         continue;
       float *out = accum + row * dqAccum.strides[1] + col0 + (lane % kQuadSize) * 2;
@@ -822,6 +880,7 @@ __device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, uint16_
       for (int j = 0; j < kPieceTiles; ++j)
         redAddFloat2(out + j * kMmaN, acc[j][2 * half] * scale, acc[j][2 * half + 1] * scale);
     }
+#endif
   }
 }
 
@@ -844,8 +903,10 @@ __device__ __forceinline__ void storeGrad(const attnc_tensor_view &t, int64_t b,
 #pragma unroll
       for (int e = 0; e < kFragRegs; ++e)
         scaled.v[rb][j][e] = grad.v[rb][j][e] * scale;
-  // A loop of zero steps never waited for the tile copies that may still target `staging`.
+  // A loop of zero steps never waited for the tile copies that may still target `staging`; bulk
+  // reductions must be done with shared memory before the block exits.
   cpAsyncWait<0>();
+  waitBulk<0>();
   __syncthreads();
   storeTile<Cfg>(t, b, tile, head, scaled, staging);
 }

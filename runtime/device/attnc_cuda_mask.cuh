@@ -3,7 +3,8 @@
 // The closed form of banded masks (the same Band math as runtime/cpu/attnc_cpu.h:
 // tightenBand, bandColumnTiles, bandTile) and the two kv-tile schedules of
 // attn.kv_loop: BandSchedule (closed form, classified from indices) and
-// TableSchedule (kernel_abi.h's attnc_schedule_table, built by the runtime).
+// TableSchedule (kernel_abi.h's attnc_schedule_table, built by the runtime),
+// whose blocks run their tiles heaviest first (tableQueryTile, tableKvTile).
 // Everything here is uniform across a thread block: it decides which tiles a
 // query tile visits and whether a tile is PARTIAL, never an element.
 //
@@ -157,6 +158,16 @@ template <int BlockM, int BlockN> struct BandSchedule {
     return tileClass(cursor) == TileClass::Partial;
   }
 };
+
+/// The query tile of this block with a table schedule: the table's row_order, so the longest rows start first.
+__device__ __forceinline__ int64_t tableQueryTile(const attnc_schedule_table &table) {
+  return __ldg(table.row_order + blockIdx.x);
+}
+
+/// The kv tile of this block of a kv-stationary kernel: the column table's row_order, longest columns first.
+__device__ __forceinline__ int64_t tableKvTile(const attnc_schedule_table &columns) {
+  return __ldg(columns.row_order + blockIdx.x);
+}
 
 /// attn.kv_loop with a table schedule: the entries of query tile qt in kernel_abi.h's attnc_schedule_table.
 struct TableSchedule {

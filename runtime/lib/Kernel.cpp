@@ -64,6 +64,8 @@ DeviceTable::DeviceTable(const CudaModule &module, const ScheduleTable &table) :
   const size_t columnOffsets = append(bytes, table.columnOffsets);
   const size_t columnRowTiles = append(bytes, table.columnRowTiles);
   const size_t columnBitOffsets = append(bytes, table.columnBitOffsets);
+  const size_t rowOrder = append(bytes, table.rowOrder);
+  const size_t columnOrder = append(bytes, table.columnOrder);
   const size_t full = append(bytes, table.full);
   const size_t columnFull = append(bytes, table.columnFull);
   const Driver &d = module_.driver;
@@ -89,11 +91,13 @@ DeviceTable::DeviceTable(const CudaModule &module, const ScheduleTable &table) :
   view_.bits = reinterpret_cast<const uint64_t *>(at(bits));
   view_.full = reinterpret_cast<const uint8_t *>(at(full));
   view_.words_per_row = table.wordsPerRow;
+  view_.row_order = reinterpret_cast<const int64_t *>(at(rowOrder));
   columnsView_ = view_;
   columnsView_.row_offsets = reinterpret_cast<const int64_t *>(at(columnOffsets));
   columnsView_.col_tiles = reinterpret_cast<const int64_t *>(at(columnRowTiles));
   columnsView_.bit_offsets = reinterpret_cast<const int64_t *>(at(columnBitOffsets));
   columnsView_.full = reinterpret_cast<const uint8_t *>(at(columnFull));
+  columnsView_.row_order = reinterpret_cast<const int64_t *>(at(columnOrder));
 }
 
 DeviceTable::~DeviceTable() {

@@ -4,7 +4,9 @@
 // tile); the bits of a PARTIAL tile row by row from its Geometry (rowBits),
 // which walks spans of allowed keys rather than testing every pair. The
 // column table is the finished row table transposed (mask::transposeTiles),
-// so that both list the same tiles and share one copy of the bits.
+// so that both list the same tiles and share one copy of the bits. Both get
+// a longest-processing-time-first launch order (heaviestFirstOrder): blocks
+// are dispatched in grid order, so the rows with the most tiles go first.
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,6 +26,7 @@ attnc_schedule_table ScheduleTable::view() const {
   table.bit_offsets = bitOffsets.data();
   table.bits = bits.data();
   table.words_per_row = wordsPerRow;
+  table.row_order = rowOrder.data();
   return table;
 }
 
@@ -33,7 +36,22 @@ attnc_schedule_table ScheduleTable::columnsView() const {
   table.col_tiles = columnRowTiles.data();
   table.full = columnFull.data();
   table.bit_offsets = columnBitOffsets.data();
+  table.row_order = columnOrder.data();
   return table;
+}
+
+std::vector<int64_t> heaviestFirstOrder(const std::vector<int64_t> &offsets) {
+  const int64_t rows = offsets.empty() ? 0 : static_cast<int64_t>(offsets.size()) - 1;
+  std::vector<int64_t> order(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r)
+    order[static_cast<size_t>(r)] = r;
+  auto length = [&](int64_t r) {
+    return offsets[static_cast<size_t>(r) + 1] - offsets[static_cast<size_t>(r)];
+  };
+  // Stable: rows of equal length keep their ascending order.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return length(a) > length(b); });
+  return order;
 }
 
 ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &extent, int64_t blockM,
@@ -80,6 +98,8 @@ ScheduleTable buildScheduleTable(const mask::Mask &mask, const mask::Extent &ext
     table.columnFull.push_back(table.full[static_cast<size_t>(entry)]);
     table.columnBitOffsets.push_back(table.bitOffsets[static_cast<size_t>(entry)]);
   }
+  table.rowOrder = heaviestFirstOrder(table.rowOffsets);
+  table.columnOrder = heaviestFirstOrder(table.columnOffsets);
   return table;
 }
 

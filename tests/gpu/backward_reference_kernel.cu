@@ -136,7 +136,7 @@ extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, DKDV_MIN_BLOC
     AccTile<DkdvCfg> dk_new; // dK + dS^T Q
     matmulAcc(dk, dst, qdo_tile.q, dk_new);
 #if !ATTNC_TEST_DETERMINISTIC // the printer emits this line with atomic dQ only
-    dqAtomicAdd(dst, smem.ds, smem.k, args.dq_accum, b, qt, h, SCALE); // dq_accum += scale dS K
+    dqAtomicAdd(dst, qdo_tile, smem, args.dq_accum, b, qt, h, SCALE); // dq_accum += scale dS K
 #endif
     dk = dk_new;
     dv = dv_new;
@@ -313,7 +313,7 @@ extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, DKDV_MIN_BLOC
     AccTile<DkdvCfg> dk_new; // dK + dS^T Q
     matmulAcc(dk, dst, qdo_tile.q, dk_new);
 #if !ATTNC_TEST_DETERMINISTIC // the printer emits this line with atomic dQ only
-    dqAtomicAdd(dst, smem.ds, smem.k, args.dq_accum, b, qt, h, SCALE); // dq_accum += scale dS K
+    dqAtomicAdd(dst, qdo_tile, smem, args.dq_accum, b, qt, h, SCALE); // dq_accum += scale dS K
 #endif
     dk = dk_new;
     dv = dv_new;

@@ -1,9 +1,11 @@
 //===- NvrtcKernelsTest.cpp - Every CUDA kernel compiles, without spills --===//
 //
 // NVRTC needs no GPU: every CUDA kernel of the test matrix (the example specs
-// and every mask family x head grouping x dtype x head_dim) is emitted by
-// libattnc and compiled by the runtime's NVRTC for sm_80 and sm_90, with zero
-// local memory (no stack frame, no spills). Prints registers per kernel.
+// and every mask family x head grouping x dtype x head_dim, with the backward
+// pass: atomic dQ everywhere, deterministic dQ for one grouping per family)
+// is emitted by libattnc and compiled by the runtime's NVRTC for sm_80 and
+// sm_90, with zero local memory (no stack frame, no spills) in every entry
+// point: the forward and each backward kernel. Prints registers per entry.
 //
 //===----------------------------------------------------------------------===//
 
@@ -63,12 +65,19 @@ std::vector<Case> matrix() {
     for (const auto &[groupName, heads] : groupings)
       for (const char *dtype : {"bf16", "fp16"})
         for (int d : {64, 128}) {
-          std::string name = maskName + "_" + groupName + "_" + dtype + "_d" + std::to_string(d);
-          cases.push_back({name, R"({"attnc": 1, "name": ")" + name + R"(", "dtype": ")" + dtype +
-                                     R"(", "head_dim": )" + std::to_string(d) +
-                                     R"(, "heads": {"query": )" + std::to_string(heads.first) +
-                                     R"(, "kv": )" + std::to_string(heads.second) +
-                                     R"(}, "mask": )" + mask + "}"});
+          for (bool deterministic : {false, true}) {
+            if (deterministic && groupName != "gqa")
+              continue;
+            std::string name = maskName + "_" + groupName + "_" + dtype + "_d" +
+                               std::to_string(d) + (deterministic ? "_det" : "");
+            cases.push_back(
+                {name, R"({"attnc": 1, "name": ")" + name + R"(", "dtype": ")" + dtype +
+                           R"(", "head_dim": )" + std::to_string(d) + R"(, "heads": {"query": )" +
+                           std::to_string(heads.first) + R"(, "kv": )" +
+                           std::to_string(heads.second) + R"(}, "mask": )" + mask +
+                           R"(, "backward": true, "deterministic": )" +
+                           (deterministic ? "true" : "false") + "}"});
+          }
         }
   return cases;
 }
@@ -84,17 +93,26 @@ void checkAll(const std::vector<Case> &cases) {
                                                compiled.package->source);
     ASSERT_TRUE(package.ok()) << package.status().message();
     for (const char *arch : {"sm_80", "sm_90"}) {
-      auto report = package->nvrtcCheck(arch);
-      ASSERT_TRUE(report.ok()) << arch << ": " << report.status().message();
-      std::printf("nvrtc %-40s %s: %3d registers, %lld bytes stack, %lld/%lld bytes spilled\n",
-                  c.name.c_str(), arch, report->registers,
-                  static_cast<long long>(report->stack_frame_bytes),
-                  static_cast<long long>(report->spill_store_bytes),
-                  static_cast<long long>(report->spill_load_bytes));
-      EXPECT_EQ(report->stack_frame_bytes, 0) << arch;
-      EXPECT_EQ(report->spill_store_bytes, 0) << arch;
-      EXPECT_EQ(report->spill_load_bytes, 0) << arch;
-      EXPECT_GT(report->registers, 0) << arch;
+      attnrt_nvrtc_output out{};
+      attnrt_status status =
+          attnrt_nvrtc_compile(package->get(), arch, ATTNRT_NVRTC_PTX, /*report=*/1, &out);
+      ASSERT_EQ(status, ATTNRT_OK) << arch << ": " << attnrt_last_error();
+      // The forward, and with a backward pass its three kernels.
+      EXPECT_EQ(out.num_entries, package->hasBackward() ? 4 : 1) << arch;
+      for (int32_t i = 0; i < out.num_entries; ++i) {
+        const attnrt_nvrtc_entry &e = out.entries[i];
+        std::printf("nvrtc %-40s %s %-34s %3d registers, %lld bytes stack, %lld/%lld bytes "
+                    "spilled\n",
+                    c.name.c_str(), arch, e.name, e.registers,
+                    static_cast<long long>(e.stack_frame_bytes),
+                    static_cast<long long>(e.spill_store_bytes),
+                    static_cast<long long>(e.spill_load_bytes));
+        EXPECT_EQ(e.stack_frame_bytes, 0) << arch << " " << e.name;
+        EXPECT_EQ(e.spill_store_bytes, 0) << arch << " " << e.name;
+        EXPECT_EQ(e.spill_load_bytes, 0) << arch << " " << e.name;
+        EXPECT_GT(e.registers, 0) << arch << " " << e.name;
+      }
+      attnrt_nvrtc_output_release(&out);
     }
   }
 }

@@ -4,8 +4,9 @@
 // next to the forward table (runtime/lib/Schedule.h), against the brute-force
 // predicate: per kv tile exactly the query tiles that see it, ascending, the
 // class of each, and bit offsets that point at forward-layout bits equal to
-// the mask. Also the CPU kernels' closed form of the same columns for banded
-// masks (attnc_cpu.h's bandRowTiles and bandTile).
+// the mask; and both tables' heaviest-first launch orders (a stable sort of
+// the tiles by descending length). Also the CPU kernels' closed form of the
+// same columns for banded masks (attnc_cpu.h's bandRowTiles and bandTile).
 //
 //===----------------------------------------------------------------------===//
 
@@ -44,8 +45,33 @@ std::string describe(const Mask &mask, const Extent &e, int64_t blockM, int64_t 
   return what.str();
 }
 
+/// Checks a launch order against its CSR offsets: a permutation of the rows,
+/// non-increasing in length, and rows of equal length in ascending index
+/// (the sort is stable).
+void expectHeaviestFirst(const std::vector<int64_t> &offsets, const std::vector<int64_t> &order) {
+  const int64_t rows = static_cast<int64_t>(offsets.size()) - 1;
+  ASSERT_EQ(static_cast<int64_t>(order.size()), rows);
+  std::vector<bool> seen(static_cast<size_t>(rows), false);
+  for (int64_t r : order) {
+    ASSERT_GE(r, 0);
+    ASSERT_LT(r, rows);
+    ASSERT_FALSE(seen[static_cast<size_t>(r)]) << "row " << r << " listed twice";
+    seen[static_cast<size_t>(r)] = true;
+  }
+  auto length = [&](int64_t r) {
+    return offsets[static_cast<size_t>(r) + 1] - offsets[static_cast<size_t>(r)];
+  };
+  for (size_t i = 1; i < order.size(); ++i) {
+    const int64_t before = order[i - 1], after = order[i];
+    ASSERT_GE(length(before), length(after)) << "rows " << before << ", " << after;
+    if (length(before) == length(after))
+      ASSERT_LT(before, after) << "equal rows out of index order";
+  }
+}
+
 /// Checks the column table of `mask` against the brute force, entry by
-/// entry and bit by bit, and against the forward table it transposes.
+/// entry and bit by bit, and against the forward table it transposes; and
+/// both launch orders.
 void expectColumnsMatchBruteForce(const Mask &mask, const Extent &e, int64_t blockM,
                                   int64_t blockN) {
   SCOPED_TRACE(describe(mask, e, blockM, blockN));
@@ -63,6 +89,13 @@ void expectColumnsMatchBruteForce(const Mask &mask, const Extent &e, int64_t blo
   ASSERT_EQ(cols.bit_offsets, table.columnBitOffsets.data());
   ASSERT_EQ(cols.bits, rows.bits);
   ASSERT_EQ(cols.words_per_row, rows.words_per_row);
+  ASSERT_EQ(rows.row_order, table.rowOrder.data());
+  ASSERT_EQ(cols.row_order, table.columnOrder.data());
+  ASSERT_EQ(table.rowOffsets.size(), static_cast<size_t>(rowTiles) + 1);
+  expectHeaviestFirst(table.rowOffsets, table.rowOrder);
+  expectHeaviestFirst(table.columnOffsets, table.columnOrder);
+  if (HasFatalFailure())
+    return;
 
   ASSERT_EQ(table.columnOffsets.size(), static_cast<size_t>(colTiles) + 1);
   ASSERT_EQ(table.columnOffsets.front(), 0);
@@ -131,6 +164,9 @@ TEST(ScheduleColumns, GlobalTokenCross) {
   EXPECT_EQ(t.columnRowTiles, (std::vector<int64_t>{1, 0, 1, 2, 1}));
   EXPECT_EQ(t.columnFull, (std::vector<uint8_t>{0, 0, 0, 0, 0}));
   EXPECT_EQ(t.columnBitOffsets, (std::vector<int64_t>{2, 0, 4, 8, 6}));
+  // The global row's tile (3 entries) and column's tile go first.
+  EXPECT_EQ(t.rowOrder, (std::vector<int64_t>{1, 0, 2}));
+  EXPECT_EQ(t.columnOrder, (std::vector<int64_t>{1, 0, 2}));
   expectColumnsMatchBruteForce(Mask::globalTokens({2}), e, 2, 2);
 }
 
@@ -153,7 +189,50 @@ TEST(ScheduleColumns, DegenerateExtents) {
     EXPECT_TRUE(t.columnRowTiles.empty());
     EXPECT_TRUE(t.columnFull.empty());
     EXPECT_TRUE(t.columnBitOffsets.empty());
+    EXPECT_TRUE(t.columnOrder.empty());
+    // One query tile of 5 rows (nq 5), none of 0 rows (nq 0).
+    EXPECT_EQ(t.rowOrder, e.nq == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{0});
   }
+}
+
+TEST(ScheduleOrder, HeaviestFirstIsStable) {
+  // Lengths 2, 0, 3, 2, 1, 3: the two 3s, then the two 2s, each pair in
+  // ascending index, then 1 and 0.
+  EXPECT_EQ(runtime::heaviestFirstOrder({0, 2, 2, 5, 7, 8, 11}),
+            (std::vector<int64_t>{2, 5, 0, 3, 4, 1}));
+  EXPECT_EQ(runtime::heaviestFirstOrder({0, 0, 0, 0}), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_TRUE(runtime::heaviestFirstOrder({0}).empty());
+  EXPECT_TRUE(runtime::heaviestFirstOrder({}).empty());
+}
+
+TEST(ScheduleOrder, GlobalBlockFirst) {
+  // A BigBird-like layout over 8 blocks of 16 whose global block is the last
+  // one: block row 7 sees every block, every row sees block 7, and row r < 7
+  // also sees r and r + 1. With 16 x 16 tiles, query tile 7 visits 8 kv
+  // tiles, tiles 0..5 visit 3 ({r, r + 1, 7}), tile 6 visits 2 ({6, 7}); kv
+  // tile 7 is seen by 8 query tiles, tiles 1..6 by 3 ({c - 1, c, 7}), tile 0
+  // by 2 ({0, 7}).
+  const int64_t blocks = 8, side = 16, global = blocks - 1;
+  std::vector<std::vector<int64_t>> layout(blocks);
+  for (int64_t r = 0; r < blocks; ++r) {
+    std::vector<int64_t> &row = layout[static_cast<size_t>(r)];
+    if (r == global) {
+      for (int64_t c = 0; c < blocks; ++c)
+        row.push_back(c);
+      continue;
+    }
+    row.push_back(r);
+    if (r + 1 < global)
+      row.push_back(r + 1);
+    row.push_back(global);
+  }
+  std::vector<int64_t> none;
+  const Extent e{blocks * side, blocks * side, &none};
+  const runtime::ScheduleTable t =
+      runtime::buildScheduleTable(canonicalize(Mask::blockSparse(side, layout)), e, side, side);
+  EXPECT_EQ(t.rowOrder, (std::vector<int64_t>{7, 0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(t.columnOrder, (std::vector<int64_t>{7, 1, 2, 3, 4, 5, 6, 0}));
+  expectColumnsMatchBruteForce(Mask::blockSparse(side, layout), e, side, side);
 }
 
 TEST(ScheduleColumns, MatchBruteForce) {

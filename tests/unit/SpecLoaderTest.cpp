@@ -133,8 +133,7 @@ TEST(SpecSyntax, TruncatedJson) {
   EXPECT_EQ(diagnose("{\n  \"attnc\": 1,\n  \"name\": \"t"),
             Messages{"spec.json:3:13: error: syntax error while parsing value - invalid string: "
                      "missing closing quote"});
-  EXPECT_EQ(diagnose(""), Messages{"spec.json:1:1: error: syntax error while parsing value - "
-                                   "unexpected end of input; expected '[', '{', or a literal"});
+  EXPECT_EQ(diagnose(""), Messages{"spec.json:1:1: error: the spec is empty: expected a JSON object"});
 }
 
 TEST(SpecSyntax, TrailingGarbage) {

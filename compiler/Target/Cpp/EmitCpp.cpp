@@ -80,8 +80,9 @@ protected:
 
 class CppPrinter : public PrinterBase {
 public:
-  CppPrinter(FlashLoopOp loop, KernelTarget target, llvm::raw_ostream &os)
-      : PrinterBase(loop, os), loop(loop), cuda(target == KernelTarget::Cuda) {}
+  CppPrinter(FlashLoopOp loop, KernelTarget target, bool withBackward, llvm::raw_ostream &os)
+      : PrinterBase(loop, os), loop(loop), cuda(target == KernelTarget::Cuda),
+        withBackward(withBackward) {}
 
   LogicalResult print(const std::string &banner);
 
@@ -135,6 +136,7 @@ private:
 
   FlashLoopOp loop;
   bool cuda;
+  bool withBackward; ///< the backward kernels follow (CUDA: include their helpers)
 };
 
 LogicalResult CppPrinter::printBlock(Block &block) {
@@ -335,7 +337,8 @@ LogicalResult CppPrinter::printCudaKernel() {
   });
   if (!qLoad)
     return loop.emitOpError("has no Q tile load");
-  os << "#include \"attnc_cuda.cuh\"\n#include \"kernel_abi.h\"\n\n";
+  os << (withBackward ? "#include \"attnc_cuda_bwd.cuh\"" : "#include \"attnc_cuda.cuh\"")
+     << "\n#include \"kernel_abi.h\"\n\n";
   os << "namespace {\n\nusing namespace attnc_cuda;\n\n";
   os << "constexpr int BLOCK_M = " << tile.getBlockM() << "; // query rows per thread block\n";
   os << "constexpr int BLOCK_N = " << tile.getBlockN() << "; // keys per kv tile\n";
@@ -364,7 +367,12 @@ LogicalResult CppPrinter::printCudaKernel() {
         "    attnc_forward_kernel(const __grid_constant__ attnc_forward_args args) {\n";
   os << "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n";
   os << "  SharedStorage<Cfg> &smem = *reinterpret_cast<SharedStorage<Cfg> *>(attnc_shared);\n";
-  os << "  const int64_t " << name(body.getArgument(2)) << " = queryTileIndex();\n";
+  // Band schedules count query tiles from the last (the longest causal rows
+  // first); table schedules map grid x through the table's row_order.
+  os << "  const int64_t " << name(body.getArgument(2)) << " = "
+     << (isa<BandScheduleAttr>(loop.getSchedule()) ? "queryTileIndex()"
+                                                    : "tableQueryTile(args.schedule)")
+     << ";\n";
   os << "  const int64_t " << name(body.getArgument(1)) << " = blockIdx.y;\n";
   os << "  const int64_t " << name(body.getArgument(0)) << " = blockIdx.z;\n";
   if (failed(printBlock(body)))
@@ -464,13 +472,25 @@ private:
   LogicalResult printOp(Operation *op);
   LogicalResult printQLoop(QLoopOp op);
   LogicalResult printKvLoop(KvLoopOp op);
+  LogicalResult printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop);
+  LogicalResult printCudaBlock(Block &block) {
+    for (Operation &op : block)
+      if (failed(printCudaOp(&op)))
+        return failure();
+    return success();
+  }
+  LogicalResult printCudaOp(Operation *op);
+  /// "DkdvCfg" inside the kv-stationary kernel, "DqCfg" in the dQ kernel.
+  std::string cfg(Operation *op) {
+    return op->getParentOfType<GradKvLoopOp>() ? "DkdvCfg" : "DqCfg";
+  }
   /// Declares the loop-carried variables of a loop body and aliases the
   /// loop's results to them.
   void carry(Block &body, unsigned firstState, ValueRange inits, ValueRange results);
 
   func::FuncOp func;
   bool cuda;
-  int64_t blockM = 0, blockN = 0;
+  int64_t blockM = 0, blockN = 0, headDim = 0;
 };
 
 void GradPrinter::carry(Block &body, unsigned firstState, ValueRange inits, ValueRange results) {
@@ -653,18 +673,297 @@ LogicalResult GradPrinter::printOp(Operation *op) {
   return success();
 }
 
+LogicalResult GradPrinter::printCudaOp(Operation *op) {
+  std::string in = indent();
+  std::string c = cfg(op);
+  bool kvPass = c == "DkdvCfg";
+  if (isa<arith::ConstantOp>(op)) {
+    aliases[op->getResult(0)] = "KV_GROUP";
+  } else if (auto div = dyn_cast<arith::DivUIOp>(op)) {
+    aliases[div] = "kv_head";
+    os << in << "const int64_t kv_head = " << name(div.getLhs())
+       << " / KV_GROUP; // GQA: the kv head of query head " << name(div.getLhs()) << "\n";
+  } else if (auto load = dyn_cast<LoadTileOp>(op)) {
+    std::string arg = tensorArg(load.getSource());
+    if (kvPass && isa<GradKvLoopOp>(op->getParentOp())) {
+      // K and V of the kv tile: one asynchronous copy into shared memory.
+      aliases[load] = arg == "args.k" ? "smem.k" : "smem.v";
+      if (arg == "args.k")
+        os << in << "loadKvTileAsync<DkdvCfg>(args.k, args.v, " << name(load.getBatch()) << ", "
+           << name(load.getTile()) << ", " << name(load.getHead())
+           << ", smem); // (BLOCK_N, HEAD_DIM) K, V in smem\n";
+    } else if (kvPass) {
+      // Q and dO of a step: the pipeline's acquire, which also brings LSE and delta.
+      aliases[load] = arg == "args.q" ? "qdo_tile.q" : "qdo_tile.d_o";
+      if (arg == "args.q")
+        os << in << "const QdoTiles qdo_tile = qdo.acquire(); // Q, dO (BLOCK_M, HEAD_DIM), LSE, "
+                    "delta (BLOCK_M) in smem\n";
+    } else if (isa<KvLoopOp>(op->getParentOp())) {
+      aliases[load] = arg == "args.k" ? "kv_tile.k" : "kv_tile.v";
+      if (arg == "args.k")
+        os << in << "const KvTiles kv_tile = kv.acquire(); // (BLOCK_N, HEAD_DIM) K and V of tile "
+           << name(load.getTile()) << " in smem\n";
+    } else {
+      std::string staging = arg == "args.q" ? "smem.q" : "smem.d_o";
+      os << in << "QTile<DqCfg> " << name(load) << "; // (BLOCK_M, HEAD_DIM) in registers, staged "
+         << "through " << staging << "\n";
+      os << in << "loadQTileAsync<DqCfg>(" << arg << ", " << name(load.getBatch()) << ", "
+         << name(load.getTile()) << ", " << name(load.getHead()) << ", " << staging << ");\n";
+    }
+  } else if (auto row = dyn_cast<LoadRowOp>(op)) {
+    bool lse = tensorArg(row.getSource()) == "args.lse";
+    if (kvPass) {
+      aliases[row] = lse ? "qdo_tile.lse" : "qdo_tile.delta";
+    } else {
+      os << in << "RowVec<DqCfg> " << name(row) << "; // (BLOCK_M)\n";
+      os << in << "loadRow(" << tensorArg(row.getSource()) << ", " << name(row.getBatch()) << ", "
+         << name(row.getHead()) << ", " << name(row.getTile()) << ", " << name(row) << ");\n";
+    }
+  } else if (auto fill = dyn_cast<FillOp>(op)) {
+    os << in << "AccTile<" << c << "> " << name(fill) << "; // ("
+       << (kvPass ? "BLOCK_N" : "BLOCK_M") << ", HEAD_DIM)\n";
+    os << in << "fill(" << name(fill) << ", " << floatLiteral(fill.getValue().convertToDouble())
+       << ");\n";
+  } else if (auto qLoop = dyn_cast<QLoopOp>(op)) {
+    Block &body = qLoop.getBody().front();
+    for (auto [arg, init] : llvm::zip(body.getArguments().drop_front(3), qLoop.getInitArgs()))
+      os << in << "AccTile<DkdvCfg> " << name(arg) << " = " << name(init) << ";\n";
+    for (auto [result, arg] : llvm::zip(qLoop.getResults(), body.getArguments().drop_front(3)))
+      aliases[result] = name(arg);
+    bool band = isa<BandScheduleAttr>(qLoop.getSchedule());
+    std::string kt = name(qLoop.getKtile()), kvHead = name(qLoop.getKvHead());
+    std::string columns = band ? "BandColumnSchedule<BLOCK_M, BLOCK_N>" : "TableColumnSchedule";
+    os << in
+       << (band ? "// Closed-form column schedule: the query tiles that see kv tile "
+                : "// Column table, built by the runtime at launch: the query tiles that see kv "
+                  "tile ")
+       << kt << ", for every head of the group.\n";
+    os << in << "const GroupSchedule<" << columns << ", KV_GROUP> schedule(\n"
+       << in << "    " << columns << "("
+       << (band ? "kBand, " + kt + ", args.nq, args.nk" : "args.columns, " + kt) << "));\n";
+    os << in << "QdoPipeline<DkdvCfg, decltype(schedule)> qdo(schedule, args, "
+       << name(qLoop->getParentOfType<GradKvLoopOp>().getBody().front().getArgument(0)) << ", "
+       << kvHead << ", smem);\n";
+    os << in << "for (GroupCursor step = schedule.begin(); schedule.valid(step); step = "
+                "schedule.next(step)) {\n";
+    ++depth;
+    os << indent() << "[[maybe_unused]] const int64_t " << name(body.getArgument(0)) << " = "
+       << kvHead << " * KV_GROUP + step.group; // the step's query head\n";
+    os << indent() << "const int64_t " << name(body.getArgument(1))
+       << " = schedule.queryTile(step);\n";
+    os << indent() << "const bool " << name(body.getArgument(2)) << " = schedule.partial(step);\n";
+    if (failed(printCudaBlock(body)))
+      return failure();
+    --depth;
+    os << in << "}\n";
+  } else if (auto kvLoop = dyn_cast<KvLoopOp>(op)) {
+    Block &body = kvLoop.getBody().front();
+    for (auto [arg, init] : llvm::zip(body.getArguments().drop_front(2), kvLoop.getInitArgs()))
+      os << in << "AccTile<DqCfg> " << name(arg) << " = " << name(init) << ";\n";
+    for (auto [result, arg] : llvm::zip(kvLoop.getResults(), body.getArguments().drop_front(2)))
+      aliases[result] = name(arg);
+    bool band = isa<BandScheduleAttr>(kvLoop.getSchedule());
+    std::string qt = name(kvLoop.getQtile());
+    std::string type = band ? "BandSchedule<BLOCK_M, BLOCK_N>" : "TableSchedule";
+    os << in
+       << (band ? "// Closed-form schedule: the band's kv tiles, classified from indices.\n"
+                : "// Table schedule, built by the runtime at launch.\n");
+    os << in << "const " << type << " schedule("
+       << (band ? "kBand, " + qt + ", args.nq, args.nk" : "args.schedule, " + qt) << ");\n";
+    os << in << "KvPipeline<DqCfg, " << type << "> kv(schedule, args.k, args.v, "
+       << name(kvLoop->getParentOfType<GradQLoopOp>().getBody().front().getArgument(0))
+       << ", kv_head, smem);\n";
+    os << in << "loadQFragments<DqCfg, decltype(kv)::kGroupsInFlight + 1>(smem.q, SCALE_LOG2, "
+                "q_tile);\n";
+    os << in << "loadQFragments<DqCfg, decltype(kv)::kGroupsInFlight>(smem.d_o, 1.0f, do_tile);\n";
+    std::string kt = name(body.getArgument(0)), partial = name(body.getArgument(1));
+    if (band) {
+      os << in << "for (int64_t " << kt << " = schedule.begin(); schedule.valid(" << kt << "); "
+         << kt << " = schedule.next(" << kt << ")) {\n";
+      ++depth;
+      os << indent() << "const bool " << partial << " = schedule.partial(" << kt << ");\n";
+    } else {
+      os << in << "for (int64_t entry = schedule.begin(); schedule.valid(entry); entry = "
+                  "schedule.next(entry)) {\n";
+      ++depth;
+      os << indent() << "const int64_t " << kt << " = schedule.kvTile(entry);\n";
+      os << indent() << "const bool " << partial << " = schedule.partial(entry);\n";
+    }
+    if (failed(printCudaBlock(body)))
+      return failure();
+    --depth;
+    os << in << "}\n";
+  } else if (auto qkOp = dyn_cast<QKOp>(op)) {
+    std::string n = name(qkOp);
+    std::string what = n == "st" ? "S^T = K Q^T" : n == "dpt" ? "dP^T = V dO^T" : n == "dp" ? "dP = dO V^T" : "S = Q K^T";
+    os << in << "ScoreTile<" << c << "> " << n << "; // " << what << "\n";
+    os << in << (kvPass ? "qkT(" : "qk(") << name(qkOp.getQ()) << ", " << name(qkOp.getK()) << ", "
+       << n << ");\n";
+  } else if (auto mask = dyn_cast<MaskTileOp>(op)) {
+    std::string qt = name(mask.getQtile()), kt = name(mask.getKtile()),
+                partial = name(mask.getPartial());
+    os << in << "ScoreTile<" << c << "> " << name(mask) << " = " << name(mask.getS())
+       << "; // -inf where the mask forbids\n";
+    bool band = mask.getForm() == "band";
+    if (!band && mask.getForm() != "bitmask")
+      return mask.emitOpError("has no form: run attn-prepare-for-emission first");
+    if (mask.getTransposed())
+      os << in
+         << (band ? "maskBandT(" + name(mask) + ", kBand, "
+                  : "maskBitsT(" + name(mask) + ", args.columns, schedule.entry(step), ")
+         << qt << ", " << kt << ", " << partial << ", args.nq, args.nk);\n";
+    else if (band)
+      os << in << "maskBand(" << name(mask) << ", kBand, " << qt << ", " << kt << ", " << partial
+         << ", args.nq, args.nk);\n";
+    else
+      os << in << "maskBits(" << name(mask) << ", args.schedule, entry, " << kt << ", " << partial
+         << ", args.nk);\n";
+  } else if (auto p = dyn_cast<RecomputePOp>(op)) {
+    bool t = p.getTransposed();
+    os << in << "OperandTile<" << c << "> " << name(p) << "; // " << (t ? "P^T" : "P")
+       << " = exp2(" << (t ? "S^T" : "S") << " scale log2(e) - LSE log2(e)), rounded\n";
+    os << in << (t ? "recomputePT(" : "recomputeP(") << name(p.getS()) << ", " << name(p.getLse())
+       << ", SCALE_LOG2, " << name(p) << ");\n";
+  } else if (auto d = dyn_cast<DsOp>(op)) {
+    bool t = d.getTransposed();
+    if (!t)
+      aliases[d] = "ds_tile"; // `ds` names the helper
+    os << in << "OperandTile<" << c << "> " << name(d) << "; // "
+       << (t ? "dS^T = P^T (dP^T - delta)" : "dS = P (dP - delta)") << ", rounded\n";
+    os << in << (t ? "dsT(" : "ds(") << name(d.getP()) << ", " << name(d.getDp()) << ", "
+       << name(d.getDelta()) << ", " << name(d) << ");\n";
+  } else if (auto mm = dyn_cast<MatmulAccOp>(op)) {
+    std::string n = name(mm);
+    std::string what = n == "dv_new" ? "dV + P^T dO" : n == "dk_new" ? "dK + dS^T Q" : "dQ + dS K";
+    os << in << "AccTile<" << c << "> " << n << "; // " << what << "\n";
+    os << in << "matmulAcc(" << name(mm.getAcc()) << ", " << name(mm.getA()) << ", "
+       << name(mm.getB()) << ", " << n << ");\n";
+  } else if (auto add = dyn_cast<DqAtomicAddOp>(op)) {
+    os << in << "dqAtomicAdd(" << name(add.getDsT()) << ", smem.ds, " << name(add.getK())
+       << ", args.dq_accum, " << name(add.getBatch()) << ", " << name(add.getQtile()) << ", "
+       << name(add.getHead()) << ", SCALE); // dq_accum += scale dS K\n";
+  } else if (auto y = dyn_cast<YieldOp>(op)) {
+    Block *body = y->getBlock();
+    unsigned first = isa<QLoopOp>(y->getParentOp()) ? 3 : 2;
+    for (auto [arg, value] : llvm::zip(body->getArguments().drop_front(first), y.getValues()))
+      os << in << name(arg) << " = " << name(value) << ";\n";
+  } else if (auto y = dyn_cast<GradYieldOp>(op)) {
+    Block *body = y->getBlock();
+    std::string b = name(body->getArgument(0)), h = name(body->getArgument(1)),
+                tile = name(body->getArgument(2));
+    if (kvPass) {
+      os << in << "storeGrad(args.dk, " << b << ", " << tile << ", " << h << ", "
+         << name(y.getValues()[0]) << ", SCALE, smem.k); // dK = scale dK\n";
+      os << in << "storeGrad(args.dv, " << b << ", " << tile << ", " << h << ", "
+         << name(y.getValues()[1]) << ", 1.0f, smem.v);\n";
+    } else {
+      os << in << "storeGrad(args.dq, " << b << ", " << tile << ", " << h << ", "
+         << name(y.getValues()[0]) << ", SCALE, smem.q); // dQ = scale dQ\n";
+    }
+  } else {
+    return op->emitOpError("is not printable as CUDA");
+  }
+  return success();
+}
+
+LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
+  bool atomic = kvLoop.getAtomicDq();
+  double scale = kvLoop.getScale().convertToDouble();
+  os << "\n//===----------------------------------------------------------------------===//\n"
+        "// The backward pass (attn.attention_grad): P recomputed from the saved LSE\n"
+        "//===----------------------------------------------------------------------===//\n\n";
+  os << "namespace {\n\n";
+  os << "constexpr int KV_GROUP = QUERY_HEADS / KV_HEADS; // query heads per kv head\n";
+  os << "constexpr bool ATOMIC_DQ = " << (atomic ? "true" : "false")
+     << "; // dQ by float32 atomics, else the dQ kernel\n";
+  os << "constexpr float SCALE = " << floatLiteral(scale)
+     << "; // softmax scale (SCALE_LOG2 above: times log2(e))\n\n";
+  os << "using DkdvCfg = DkdvConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>; // rows: keys, columns: "
+        "queries\n";
+  os << "using DqCfg = DqConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>;\n";
+  os << "using DkdvSmem = DkdvSharedStorage<DkdvCfg, ATOMIC_DQ>;\n";
+  os << "static_assert(sizeof(DkdvSmem) == " << cudaBackwardSharedBytes(blockM, blockN, headDim, true, atomic)
+     << ", \"the manifest's backward dkdv shared_bytes\");\n";
+  if (!atomic)
+    os << "static_assert(sizeof(DqSharedStorage<DqCfg>) == "
+       << cudaBackwardSharedBytes(blockM, blockN, headDim, false, false)
+       << ", \"the manifest's backward dq shared_bytes\");\n";
+  os << "\n} // namespace\n\n";
+
+  os << "/// delta = rowsum(dO O) of query tile qt of head h" << (atomic ? " and its zeroed dq_accum rows" : "")
+     << ". Grid\n/// (query tiles, QUERY_HEADS, batch), DqCfg::kNumThreads threads, no shared "
+        "memory.\n";
+  os << "extern \"C\" __global__ void __launch_bounds__(DqCfg::kNumThreads)\n"
+        "    attnc_backward_preprocess_kernel(const __grid_constant__ attnc_backward_args args) {\n"
+        "  const int64_t qt = blockIdx.x;\n  const int64_t h = blockIdx.y;\n"
+        "  const int64_t b = blockIdx.z;\n"
+        "  computeDelta<DqCfg>(args.o, args.d_o, args.delta, b, qt, h);\n";
+  if (atomic)
+    os << "  zeroDqAccum<DqCfg>(args.dq_accum, b, qt, h);\n";
+  os << "}\n\n";
+
+  Block &kvBody = kvLoop.getBody().front();
+  os << "/// dK and dV of kv tile kt of kv head kv_head in batch b, summed over the query heads of "
+        "its group"
+     << (atomic ? "\n/// (and dq_accum += scale dS K)" : "")
+     << ". Grid (kv tiles, KV_HEADS, batch), DkdvCfg::kNumThreads\n/// threads, sizeof(DkdvSmem) "
+        "bytes of dynamic shared memory.\n";
+  os << "extern \"C\" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, 1)\n"
+        "    attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {\n"
+        "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
+        "  DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);\n";
+  os << "  const int64_t " << name(kvBody.getArgument(2)) << " = blockIdx.x;\n";
+  os << "  const int64_t " << name(kvBody.getArgument(1)) << " = blockIdx.y;\n";
+  os << "  const int64_t " << name(kvBody.getArgument(0)) << " = blockIdx.z;\n";
+  depth = 1;
+  if (failed(printCudaBlock(kvBody)))
+    return failure();
+  os << "}\n\n";
+
+  if (!atomic) {
+    Block &qBody = qLoop.getBody().front();
+    os << "/// Deterministic dQ of query tile qt of query head h in batch b, over the forward's "
+          "schedule. Grid\n/// (query tiles, QUERY_HEADS, batch), DqCfg::kNumThreads threads, "
+          "sizeof(DqSharedStorage<DqCfg>)\n/// bytes of dynamic shared memory.\n";
+    os << "extern \"C\" __global__ void __launch_bounds__(DqCfg::kNumThreads, 1)\n"
+          "    attnc_backward_dq_kernel(const __grid_constant__ attnc_backward_args args) {\n"
+          "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
+          "  DqSharedStorage<DqCfg> &smem = *reinterpret_cast<DqSharedStorage<DqCfg> "
+          "*>(attnc_shared);\n";
+    os << "  const int64_t " << name(qBody.getArgument(2)) << " = queryTileIndex();\n";
+    os << "  const int64_t " << name(qBody.getArgument(1)) << " = blockIdx.y;\n";
+    os << "  const int64_t " << name(qBody.getArgument(0)) << " = blockIdx.z;\n";
+    depth = 1;
+    if (failed(printCudaBlock(qBody)))
+      return failure();
+    os << "}\n";
+  } else {
+    os << "/// dQ = dq_accum rounded to the element type, query tile qt of head h. Grid (query "
+          "tiles,\n/// QUERY_HEADS, batch), DqCfg::kNumThreads threads, no shared memory.\n";
+    os << "extern \"C\" __global__ void __launch_bounds__(DqCfg::kNumThreads)\n"
+          "    attnc_backward_dq_convert_kernel(const __grid_constant__ attnc_backward_args args) "
+          "{\n  const int64_t qt = blockIdx.x;\n  const int64_t h = blockIdx.y;\n"
+          "  const int64_t b = blockIdx.z;\n"
+          "  convertDq<DqCfg>(args.dq_accum, args.dq, b, qt, h);\n}\n";
+  }
+  return success();
+}
+
 LogicalResult GradPrinter::print() {
-  if (cuda)
-    return success(); // printed by printCuda once the device helpers land
   GradKvLoopOp kvLoop;
   GradQLoopOp qLoop;
   func.walk([&](GradKvLoopOp op) { kvLoop = op; });
   func.walk([&](GradQLoopOp op) { qLoop = op; });
-  if (!kvLoop || !qLoop)
-    return func.emitError("the CPU backward needs attn.grad_kv_loop and attn.grad_q_loop "
-                          "(attn-schedule-recompute with deterministic)");
+  if (!kvLoop)
+    return func.emitError("the backward needs attn.grad_kv_loop (attn-lower-to-loops)");
   blockM = kvLoop.getTile().getBlockM();
   blockN = kvLoop.getTile().getBlockN();
+  headDim = kvLoop.getQuery().getType().getDimSize(3);
+  if (cuda)
+    return printCuda(kvLoop, qLoop);
+  if (!qLoop)
+    return func.emitError("the CPU backward needs attn.grad_q_loop (attn-schedule-recompute with "
+                          "deterministic: CPU kernels have no float32 atomics)");
   double scale = kvLoop.getScale().convertToDouble();
   os << "\n//===----------------------------------------------------------------------===//\n"
         "// The backward pass (attn.attention_grad): P recomputed from the saved LSE\n"
@@ -731,6 +1030,18 @@ int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t
   return kElementBytes * (headDim + kPadElems) * (blockM + 2 * stages * blockN);
 }
 
+int64_t cudaBackwardSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, bool dkdv,
+                                bool atomicDq) {
+  // dkdvSharedBytes and dqSharedBytes of attnc_cuda_bwd.cuh (the printed
+  // static_asserts check them against the structures).
+  constexpr int64_t kElementBytes = 2, kPadElems = 8, kStages = 2, kFloatBytes = 4;
+  const int64_t pitch = (headDim + kPadElems) * kElementBytes;
+  if (dkdv)
+    return 2 * blockN * pitch + kStages * (2 * blockM * pitch + 2 * blockM * kFloatBytes) +
+           (atomicDq ? blockN * (blockM + kPadElems) * kElementBytes : 0);
+  return 2 * blockM * pitch + kStages * 2 * blockN * pitch;
+}
+
 LogicalResult emitKernel(ModuleOp module, KernelTarget target, const std::string &banner,
                          llvm::raw_ostream &os) {
   SmallVector<FlashLoopOp> loops;
@@ -738,7 +1049,9 @@ LogicalResult emitKernel(ModuleOp module, KernelTarget target, const std::string
   if (loops.size() != 1)
     return module.emitError("kernel emission needs exactly one attn.flash_loop, found ")
            << loops.size();
-  if (failed(CppPrinter(loops.front(), target, os).print(banner)))
+  bool withBackward = false;
+  module.walk([&](GradKvLoopOp) { withBackward = true; });
+  if (failed(CppPrinter(loops.front(), target, withBackward, os).print(banner)))
     return failure();
   // The backward pass, when attn-schedule-recompute planned one.
   for (auto func : module.getOps<func::FuncOp>())

@@ -23,6 +23,12 @@ mlir::LogicalResult emitKernel(mlir::ModuleOp module, KernelTarget target,
 /// Bytes of dynamic shared memory of a CUDA kernel (SharedStorage<Cfg>).
 int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages);
 
+/// Dynamic shared memory of the backward's CUDA kernels: the kv-stationary
+/// dK/dV kernel (`dkdv`, with the dS^T staging tile when `atomicDq`) or the
+/// deterministic dQ kernel.
+int64_t cudaBackwardSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, bool dkdv,
+                                bool atomicDq);
+
 } // namespace attnc
 
 #endif // ATTNC_TARGET_CPP_H

@@ -45,7 +45,13 @@ typedef struct attnc_tensor_view {
  * tile e (full[e] == 0), bits[bit_offsets[e] ..] holds BLOCK_M rows of
  * words_per_row 64-bit words: bit c of row r is set iff query row
  * qtile * BLOCK_M + r may attend to key ktile * BLOCK_N + c. FULL tiles have
- * no bits (bit_offsets[e] == -1). Empty tiles are not listed. */
+ * no bits (bit_offsets[e] == -1). Empty tiles are not listed.
+ *
+ * row_order is the launch order, heaviest first: a permutation of the row
+ * tiles sorted by descending entry count (row_offsets[r + 1] -
+ * row_offsets[r]), ties by ascending index. Grid x index x runs row tile
+ * row_order[x], so that the longest rows (global rows, BigBird's global
+ * block rows) start first instead of forming a tail. */
 typedef struct attnc_schedule_table {
   const int64_t *row_offsets; /* [row_tiles + 1] */
   const int64_t *col_tiles;   /* [entries] */
@@ -53,6 +59,8 @@ typedef struct attnc_schedule_table {
   const int64_t *bit_offsets; /* [entries]: word offset into bits, -1 for FULL */
   const uint64_t *bits;       /* partial tiles' bitmasks */
   int64_t words_per_row;      /* ceil(BLOCK_N / 64) */
+  const int64_t *row_order;   /* [row_tiles]: the row tile each grid x index
+                                 runs, heaviest first */
 } attnc_schedule_table;
 
 /* Everything a forward kernel launch needs. For CUDA kernels every pointer
@@ -96,7 +104,9 @@ typedef int (*attnc_forward_fn)(const attnc_forward_args *args);
  * row_offsets[c + 1]), ascending, with full[] and bit_offsets[] per entry;
  * its bits are the forward table's (the same array: BLOCK_M query rows of
  * words_per_row words, bit c of row r = query row qtile * BLOCK_M + r may
- * attend to key ktile * BLOCK_N + c). Banded masks need neither table. */
+ * attend to key ktile * BLOCK_N + c); its row_order lists the kv tiles by
+ * descending column length (ties by ascending index), the launch order of
+ * a kv-stationary kernel. Banded masks need neither table. */
 typedef struct attnc_backward_args {
   attnc_tensor_view q, k, v;   /* the forward's inputs */
   attnc_tensor_view o;         /* the forward's output */
