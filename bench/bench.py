@@ -5,12 +5,15 @@ libattnrt's C API with ctypes: no build step beyond the runtime), FlexAttention
 (torch.compile'd flex_attention with create_block_mask) and SDPA (flash and
 cuDNN backends, dense and causal cases only), with CUDA events: warm-up, then
 the median of REPEATS runs, fresh random inputs (never zeros). Prints useful
-TFLOP/s (4 * B * Hq * D * allowed_pairs / time) and attnc's ratio to each peer,
-and writes bench/results/<date>-<gpu>.json and .md with the date, GPU and
-commit.
+TFLOP/s (4 * B * Hq * D * allowed_pairs / time forward; with --backward the
+forward and backward together, 14 * B * Hq * D * allowed_pairs / time, the
+backward counted as 2.5x the forward as FlashAttention does) and attnc's ratio
+to each peer, and writes bench/results/<date>-<gpu>[-backward].json and .md
+with the date, GPU and commit. The peers' backward is autograd's
+(torch.autograd.grad of their output with the same dO).
 
     python3 bench/bench.py --lib build-gpu/runtime/libattnrt.so \
-        --packages bench/packages --out bench/results [--cases dense,sparse]
+        --packages bench/packages --out bench/results [--cases dense,sparse] [--backward]
 
 bench/packages/<case>/ holds the CUDA kernel package and report.json made by
 bench/make_packages.sh (attnc needs MLIR, so packages are made where it is).
@@ -66,6 +69,8 @@ class Runtime:
         V = ctypes.POINTER(TensorView)
         self.lib.attnrt_forward_async.argtypes = [P, V, V, V, V, V, P, ctypes.c_int64,
                                                   ctypes.c_int32, P]
+        self.lib.attnrt_backward_async.argtypes = [P, V, V, V, V, V, V, V, V, V, P,
+                                                   ctypes.c_int64, ctypes.c_int32, P]
 
     def check(self, status, what):
         if status != 0:
@@ -83,6 +88,12 @@ class Runtime:
         stream = torch.cuda.current_stream().cuda_stream
         self.check(self.lib.attnrt_forward_async(kernel, *[ctypes.byref(x) for x in views], None, 0,
                                                  0, ctypes.c_void_p(stream)), "forward")
+
+    def backward(self, kernel, q, k, v, o, lse, do, dq, dk, dv):
+        views = [view(t) for t in (q, k, v, o, lse, do, dq, dk, dv)]
+        stream = torch.cuda.current_stream().cuda_stream
+        self.check(self.lib.attnrt_backward_async(kernel, *[ctypes.byref(x) for x in views], None,
+                                                  0, 0, ctypes.c_void_p(stream)), "backward")
 
 
 # ---- the masks, as FlexAttention mask_mods with attnc's semantics -------------------------
@@ -136,7 +147,7 @@ def run_case(rt, name, args, flex):
     report = json.load(open(os.path.join(args.packages, name, "report.json")))
     B = BATCH.get(name, 1)
     N, Hq, Hkv, D = spec["seq_len"]["q"], spec["heads"]["query"], spec["heads"]["kv"], spec["head_dim"]
-    flops = 4 * B * Hq * D * report["allowed_pairs"]
+    flops = (14 if args.backward else 4) * B * Hq * D * report["allowed_pairs"]
     dev = "cuda"
     torch.manual_seed(0)
     q = torch.randn(B, N, Hq, D, device=dev, dtype=torch.bfloat16)
@@ -151,7 +162,15 @@ def run_case(rt, name, args, flex):
            "density": report["density"], "allowed_pairs": report["allowed_pairs"]}
 
     kernel = rt.kernel(os.path.join(args.packages, name))
-    attnc_fn = lambda: rt.forward(kernel, q, k, v, o, lse)
+    if args.backward:
+        do = torch.randn_like(q)
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+        def attnc_fn():
+            rt.forward(kernel, q, k, v, o, lse)
+            rt.backward(kernel, q, k, v, o, lse, do, dq, dk, dv)
+    else:
+        attnc_fn = lambda: rt.forward(kernel, q, k, v, o, lse)
     attnc_fn()
     torch.cuda.synchronize()
     peers = {}
@@ -168,9 +187,42 @@ def run_case(rt, name, args, flex):
     block_mask = None if mm is None else create_block_mask(mm, None, None, N, N, device=dev)
     peers["flex"] = lambda: flex(qt, kt, vt, block_mask=block_mask, enable_gqa=gqa)
 
-    # Correctness spot check against the first peer (same inputs).
-    ref = next(iter(peers.values()))().transpose(1, 2).float()
-    rec["max_abs_diff_vs_peer"] = float((o.float() - ref).abs().max())
+    if args.backward:
+        # Forward and backward through autograd, on leaf copies of the inputs.
+        qg, kg, vg = (x.detach().clone().requires_grad_() for x in (qt, kt, vt))
+        dot = do.transpose(1, 2)
+
+        def with_backward(f):
+            def fb():
+                out = f(qg, kg, vg)
+                return torch.autograd.grad(out, (qg, kg, vg), dot)
+            return fb
+        forwards = peers
+        peers = {}
+        for peer in list(forwards):
+            if peer == "flex":
+                peers[peer] = with_backward(
+                    lambda a, b, c: flex(a, b, c, block_mask=block_mask, enable_gqa=gqa))
+            else:
+                backend = (SDPBackend.FLASH_ATTENTION if peer == "sdpa_flash"
+                           else SDPBackend.CUDNN_ATTENTION)
+                causal = "causal" in spec["mask"]
+
+                def sd(a, b, c, backend=backend, causal=causal):
+                    with sdpa_kernel([backend]):
+                        return F.scaled_dot_product_attention(a, b, c, is_causal=causal,
+                                                              enable_gqa=gqa)
+                peers[peer] = with_backward(sd)
+        # Correctness spot check of the gradients against the first peer.
+        grads = next(iter(peers.values()))()
+        for nm, mine, ref in zip(("dq", "dk", "dv"), (dq, dk, dv), grads):
+            ref = ref.transpose(1, 2).float()
+            rec[f"{nm}_max_abs_diff_vs_peer"] = float((mine.float() - ref).abs().max())
+            rec[f"{nm}_rel_l2_vs_peer"] = float((mine.float() - ref).norm() / ref.norm())
+    else:
+        # Correctness spot check against the first peer (same inputs).
+        ref = next(iter(peers.values()))().transpose(1, 2).float()
+        rec["max_abs_diff_vs_peer"] = float((o.float() - ref).abs().max())
     rec["attnc_ms"] = bench(attnc_fn)
     rec["attnc_tflops"] = flops / rec["attnc_ms"] / 1e9
     for peer, f in peers.items():
@@ -187,7 +239,8 @@ def run_case(rt, name, args, flex):
 
 def markdown(meta, rows):
     out = [f"# attnc vs peers: {meta['date']}, {meta['gpu']}, commit {meta['commit']}", "",
-           f"PyTorch {meta['torch']}; forward, bf16; useful TFLOP/s = 4*B*Hq*D*allowed_pairs/time;"
+           f"PyTorch {meta['torch']}; {meta['pass']}, bf16; useful TFLOP/s = "
+           f"{meta['flops_per_pair_dim']}*B*Hq*D*allowed_pairs/time;"
            f" median of {REPEATS} after {WARMUP} warm-up runs; ratio = peer time / attnc time.", "",
            "| case | density | attnc | sdpa_flash | sdpa_cudnn | flex | vs flash | vs cudnn | vs flex |",
            "|---|---|---|---|---|---|---|---|---|"]
@@ -208,6 +261,8 @@ def main():
     ap.add_argument("--specs", default=os.path.join(os.path.dirname(__file__), "specs"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     ap.add_argument("--cases", default="dense,sparse", help="dense, sparse or case names")
+    ap.add_argument("--backward", action="store_true",
+                    help="time forward + backward (packages made with \"backward\": true)")
     args = ap.parse_args()
     names = []
     for c in args.cases.split(","):
@@ -222,7 +277,9 @@ def main():
     commit_file = os.path.join(args.packages, "COMMIT")
     meta = {"date": datetime.date.today().isoformat(), "gpu": torch.cuda.get_device_name(),
             "torch": torch.__version__,
-            "commit": open(commit_file).read().strip() if os.path.exists(commit_file) else "unknown"}
+            "commit": open(commit_file).read().strip() if os.path.exists(commit_file) else "unknown",
+            "pass": "forward+backward" if args.backward else "forward",
+            "flops_per_pair_dim": 14 if args.backward else 4}
     print(json.dumps(meta), flush=True)
     rows = []
     for name in names:
@@ -233,7 +290,8 @@ def main():
             print(json.dumps(rows[-1]), flush=True)
         torch.cuda.empty_cache()
     os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"{meta['date']}-{meta['gpu'].replace(' ', '_')}")
+    stem = os.path.join(args.out, f"{meta['date']}-{meta['gpu'].replace(' ', '_')}" +
+                        ("-backward" if args.backward else ""))
     json.dump({"meta": meta, "rows": rows}, open(stem + ".json", "w"), indent=1)
     open(stem + ".md", "w").write(markdown(meta, [r for r in rows if "attnc_tflops" in r]))
     print(markdown(meta, [r for r in rows if "attnc_tflops" in r]))

@@ -9,7 +9,8 @@
 //   attnc_backward_dq_convert_kernel   convertDq
 //
 //   attnc_backward_dkdv_kernel (kv-stationary; Cfg = DkdvConfig, rows = keys)
-//     attn.load_tile K, V           loadKvTileAsync (one cp.async group, before the loop)
+//     attn.load_tile K, V           loadKvTileAsync (one cp.async group, before the loop),
+//                                   loadKvRows (the warp's rows: registers if HEAD_DIM <= 64)
 //     attn.fill dK0, dV0            fill
 //     attn.q_loop                   GroupSchedule over BandColumnSchedule | TableColumnSchedule
 //     attn.load_tile Q, dO,
@@ -52,8 +53,8 @@
 // dQ) goes through shared memory. Transposed tiles reuse the forward's tile
 // types with a transposed FlashConfig (DkdvConfig): its kBlockM is BLOCK_N (the
 // keys, tile rows) and its kBlockN is BLOCK_M (the queries, tile columns).
-// Atomic dQ writes dS^T to shared memory, then each warp computes dS K for a
-// (16 query rows x 64 dims) piece and adds it to the float32 dq_accum with
+// Atomic dQ writes dS^T to shared memory, then each warp computes dS K for
+// (32 query rows x 32 dims) pieces and adds them to the float32 dq_accum with
 // red.global.add (8-byte vector reductions on sm_90).
 //
 // Launch configuration (what the manifest records), as functions of the tile:
@@ -83,8 +84,13 @@ __host__ __device__ constexpr int dkdvWarps(int blockN) { return blockN / kMmaM;
 __host__ __device__ constexpr int dqWarps(int blockM) { return blockM / kMmaM; }
 /// Pipeline stages of both loops: Q/dO steps (dK/dV kernel) or K/V tiles (dQ kernel) in flight.
 constexpr int kBackwardStages = 2;
-/// Columns of D per dQ piece of dqAtomicAdd (32 f32 accumulators per thread).
-constexpr int kDqPieceCols = 64;
+/// The (query rows x dims) pieces of dS K one warp computes in dqAtomicAdd: 32 x 32 (32 f32
+/// accumulators per thread; two row blocks share each K fragment, two d-tile pairs each dS one).
+constexpr int kDqPieceRows = 32, kDqPieceCols = 32;
+#ifndef ATTNC_QKT_UNROLL
+#define ATTNC_QKT_UNROLL 2
+#endif
+constexpr int kQkTUnroll = ATTNC_QKT_UNROLL;
 
 /// The dK/dV kernel's configuration: FlashConfig transposed. Tile rows are the BLOCK_N keys of the
 /// kv tile (kBlockM), tile columns the BLOCK_M query rows of a step (kBlockN).
@@ -98,21 +104,28 @@ using DqConfig = FlashConfig<IsBf16, BlockM, BlockN, HeadDim, dqWarps(BlockM), k
 /// Elements per row of the dS^T staging tile (BLOCK_N, BLOCK_M), padded like every smem tile.
 template <class Cfg> constexpr int kDsRowElems = Cfg::kBlockN + kSmemPadElems;
 
-/// The dK/dV kernel's shared memory without the dS^T tile (Cfg = DkdvConfig).
+/// Whether dqAtomicAdd lags one step behind (Cfg = DkdvConfig): dS^T double-buffered, so that the
+/// step needs no barrier of its own between writing dS^T and reading it for dS K. Chosen where the
+/// second buffer costs no resident block: kv tiles of >= 128 keys (8 warps, one block per SM
+/// anyway) or HEAD_DIM <= 64 (registers allow 2 blocks per SM, shared memory 3).
+template <class Cfg> constexpr bool kDqLagged = Cfg::kBlockM >= 128 || Cfg::kHeadDim <= 64;
+/// dS^T buffers of the dK/dV kernel with atomic dQ.
+template <class Cfg> constexpr int kDsBuffers = kDqLagged<Cfg> ? 2 : 1;
+
+/// The dK/dV kernel's shared memory without the dS^T tiles (Cfg = DkdvConfig).
 template <class Cfg> struct DkdvTiles {
-  alignas(kChunkBytes) uint16_t k[Cfg::kQSmemElems]; // (BLOCK_N, HEAD_DIM) K
-  alignas(kChunkBytes) uint16_t v[Cfg::kQSmemElems]; // (BLOCK_N, HEAD_DIM) V
-  // Per stage: (BLOCK_M, HEAD_DIM) Q, then dO; once a step's matmuls are done, its 2 tiles are the
-  // staging memory of dqAtomicAdd's bulk reductions.
-  alignas(kChunkBytes) uint16_t q_do[Cfg::kStages][2][Cfg::kKvSmemElems];
-  alignas(kChunkBytes) float lse[Cfg::kStages][Cfg::kBlockN];   // (BLOCK_M) per stage
-  alignas(kChunkBytes) float delta[Cfg::kStages][Cfg::kBlockN]; // (BLOCK_M) per stage
+  alignas(kChunkBytes) uint16_t k[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) K
+  alignas(kChunkBytes) uint16_t v[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) V
+  alignas(kChunkBytes) uint16_t q[Cfg::kStages][Cfg::kKvSmemElems];   // (BLOCK_M, HEAD_DIM) per stage
+  alignas(kChunkBytes) uint16_t d_o[Cfg::kStages][Cfg::kKvSmemElems]; // (BLOCK_M, HEAD_DIM) per stage
+  alignas(kChunkBytes) float lse[Cfg::kStages][Cfg::kBlockN];         // (BLOCK_M) per stage
+  alignas(kChunkBytes) float delta[Cfg::kStages][Cfg::kBlockN];       // (BLOCK_M) per stage
 };
 
-/// The dK/dV kernel's shared memory; with atomic dQ also the dS^T tile dqAtomicAdd multiplies by K.
+/// The dK/dV kernel's shared memory; with atomic dQ also the dS^T tiles dqAtomicAdd multiplies by K.
 template <class Cfg, bool AtomicDq> struct DkdvSharedStorage : DkdvTiles<Cfg> {};
 template <class Cfg> struct DkdvSharedStorage<Cfg, true> : DkdvTiles<Cfg> {
-  alignas(kChunkBytes) uint16_t ds[Cfg::kBlockM * kDsRowElems<Cfg>]; // (BLOCK_N, BLOCK_M) dS^T
+  alignas(kChunkBytes) uint16_t ds[kDsBuffers<Cfg>][Cfg::kBlockM * kDsRowElems<Cfg>]; // (BLOCK_N, BLOCK_M) dS^T
 };
 
 /// The deterministic dQ kernel's shared memory: the forward's (Q, K/V ring) and dO.
@@ -120,11 +133,13 @@ template <class Cfg> struct DqSharedStorage : SharedStorage<Cfg> {
   alignas(kChunkBytes) uint16_t d_o[Cfg::kQSmemElems]; // (BLOCK_M, HEAD_DIM) dO
 };
 
-/// sizeof(DkdvSharedStorage): K, V; Stages x (Q, dO, LSE, delta); dS^T with atomic dQ.
+/// sizeof(DkdvSharedStorage): K, V; Stages x (Q, dO, LSE, delta); with atomic dQ the dS^T tiles
+/// (2 where kDqLagged: blockN >= 128 or headDim <= 64, else 1).
 __host__ __device__ constexpr int dkdvSharedBytes(int blockM, int blockN, int headDim, bool atomicDq) {
   const int pitch = (headDim + kSmemPadElems) * kElementBytes;
+  const int dsBuffers = blockN >= 128 || headDim <= 64 ? 2 : 1;
   return 2 * blockN * pitch + kBackwardStages * (2 * blockM * pitch + 2 * blockM * 4) +
-         (atomicDq ? blockN * (blockM + kSmemPadElems) * kElementBytes : 0);
+         (atomicDq ? dsBuffers * blockN * (blockM + kSmemPadElems) * kElementBytes : 0);
 }
 
 /// sizeof(DqSharedStorage): Q, dO and Stages x (K, V).
@@ -385,7 +400,6 @@ struct QdoTiles {
   const uint16_t *d_o; // (BLOCK_M, HEAD_DIM), rows past Nq zero
   const float *lse;    // (BLOCK_M), natural log, rows past Nq zero
   const float *delta;  // (BLOCK_M), rows past Nq zero
-  float *spent;        // the memory of q and d_o, free once every warp is past the step's matmuls
 };
 
 /// attn.load_tile (Q, dO) and attn.load_row (LSE, delta) of the dK/dV kernel: a ring of Stages
@@ -416,8 +430,8 @@ template <class Cfg, class Schedule> struct QdoPipeline {
     if (schedule.valid(ahead)) {
       const int64_t h = kvHead * Schedule::kGroup + ahead.group;
       const int64_t row0 = schedule.queryTile(ahead) * Cfg::kBlockN;
-      copyTileAsync<Cfg, Cfg::kBlockN>(args.q, b, row0, h, smem.q_do[fetchStage][0]);
-      copyTileAsync<Cfg, Cfg::kBlockN>(args.d_o, b, row0, h, smem.q_do[fetchStage][1]);
+      copyTileAsync<Cfg, Cfg::kBlockN>(args.q, b, row0, h, smem.q[fetchStage]);
+      copyTileAsync<Cfg, Cfg::kBlockN>(args.d_o, b, row0, h, smem.d_o[fetchStage]);
       copyRowAsync<Cfg, Cfg::kBlockN>(args.lse, b, h, row0, smem.lse[fetchStage]);
       copyRowAsync<Cfg, Cfg::kBlockN>(args.delta, b, h, row0, smem.delta[fetchStage]);
       ahead = schedule.next(ahead);
@@ -429,13 +443,11 @@ template <class Cfg, class Schedule> struct QdoPipeline {
   /// Waits for the current step's tiles (and, at the first step, K and V), then starts the step Stages - 1 ahead.
   __device__ __forceinline__ QdoTiles acquire() {
     cpAsyncWait<kGroupsInFlight - 1>();
-    // The bulk reductions of dqAtomicAdd have read the stage fetch() refills.
-    waitBulkRead<0>();
     // Every thread's copies have landed, and every warp is done with the stage fetch() refills.
     __syncthreads();
     fetch();
-    const QdoTiles tiles{smem.q_do[readStage][0], smem.q_do[readStage][1], smem.lse[readStage],
-                         smem.delta[readStage], reinterpret_cast<float *>(smem.q_do[readStage][0])};
+    const QdoTiles tiles{smem.q[readStage], smem.d_o[readStage], smem.lse[readStage],
+                         smem.delta[readStage]};
     readStage = readStage + 1 == Cfg::kStages ? 0 : readStage + 1;
     return tiles;
   }
@@ -488,7 +500,7 @@ __device__ __forceinline__ void qkT(const uint16_t *aTile, const uint16_t *bTile
   const uint32_t bBase = sharedAddress(bTile + bRow * Cfg::kSmemRowElems + bCol);
   // Two k-steps per iteration: full unrolling lets ptxas hoist so many ldmatrix that the D 128
   // dK/dV kernel spills (its dK and dV take 128 registers); two keep the loads ahead of the mma.
-#pragma unroll 2
+#pragma unroll kQkTUnroll
   for (int ks = 0; ks < Cfg::kDimSlices; ++ks) {
     uint32_t aFrag[Cfg::kRowBlocks][kFragRegs];
 #pragma unroll
@@ -505,6 +517,39 @@ __device__ __forceinline__ void qkT(const uint16_t *aTile, const uint16_t *bTile
       }
     }
   }
+}
+
+/// The warp's rows of the kv tile's K or V, the A operand of qkT (Cfg = DkdvConfig): held in
+/// registers as mma A fragments where HEAD_DIM <= 64 leaves room (kKvRowsInRegisters), else read
+/// from shared memory at each use.
+template <class Cfg> constexpr bool kKvRowsInRegisters = Cfg::kHeadDim <= 64;
+template <class Cfg, bool InRegisters = kKvRowsInRegisters<Cfg>> struct KvRows {
+  const uint16_t *tile; // (BLOCK_N, HEAD_DIM) in shared memory
+};
+template <class Cfg> struct KvRows<Cfg, true> {
+  QTile<Cfg> frags; // the warp's rows as A fragments
+};
+
+/// attn.load_tile (K or V) of the dK/dV kernel, second half: the warp's rows of `tile` as KvRows.
+/// In registers: waits for the tile's copy (the `Younger` groups committed after it may stay in
+/// flight) and ldmatrix's the rows; else keeps the shared-memory tile (the first acquire() waits).
+template <class Cfg, int Younger>
+__device__ __forceinline__ void loadKvRows(const uint16_t *tile, KvRows<Cfg> &out) {
+  if constexpr (kKvRowsInRegisters<Cfg>)
+    loadQFragments<Cfg, Younger>(tile, 1.0f, out.frags);
+  else
+    out.tile = tile;
+}
+
+/// S^T = A B^T (unscaled) with A the warp's KvRows (K or V) and B a (Cfg::kBlockN, HEAD_DIM)
+/// shared tile (Q or dO): qk on register fragments, or qkT from shared memory.
+template <class Cfg, bool InRegisters>
+__device__ __forceinline__ void qkT(const KvRows<Cfg, InRegisters> &a, const uint16_t *bTile,
+                                    ScoreTile<Cfg> &s) {
+  if constexpr (InRegisters)
+    qk(a.frags, bTile, s);
+  else
+    qkT(a.tile, bTile, s);
 }
 
 //===----------------------------------------------------------------------===//
@@ -750,137 +795,139 @@ __device__ __forceinline__ void matmulAcc(const AccTile<Cfg> &acc, const Operand
 // attn.dq_atomic_add
 //===----------------------------------------------------------------------===//
 
-#ifndef ATTNC_DQ_REDUCTION
-/// How dqAtomicAdd adds to dq_accum: 0 red.global.add.v2, 1 red.global.add.v4 (pairs of lanes
-/// swap halves first), 2 (default) the bulk copy engine's cp.reduce.async.bulk from shared memory
-/// on sm_90, mode 0 before.
-#define ATTNC_DQ_REDUCTION 2
-#endif
+/// The step whose dS^T dqAtomicAdd has staged but not yet added (lagged dQ: see kDqLagged).
+struct DqPending {
+  int64_t qt, h; // its query tile and query head
+  int buffer;    // its dS^T buffer
+  bool valid;    // false before the first step
+};
 
-/// dq_accum[rows of query tile qt, head h] += scale dS K (Cfg = DkdvConfig): dS^T (an OperandTile)
-/// goes to shared memory (smem.ds, (BLOCK_N, BLOCK_M)); then every warp multiplies (16 query rows x
-/// kDqPieceCols dims) pieces of dS K, dS read by ldmatrix.trans and K (BLOCK_N, HEAD_DIM) from
-/// smem.k, and adds them to the float32 [B, Nq, Hq, D] dq_accum: on sm_90 staged in the step's
-/// spent Q/dO memory and added row by row by cp.reduce.async.bulk (QdoPipeline::acquire waits
-/// until they have read it), before sm_90 by red.global.add. Rows past Nq are skipped.
-template <class Cfg, class Smem>
-__device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, const QdoTiles &tiles,
-                                            Smem &smem, const attnc_tensor_view &dqAccum, int64_t b,
-                                            int64_t qt, int64_t h, float scale) {
+/// No step pending (before attn.q_loop).
+__device__ __forceinline__ DqPending noDqPending() { return DqPending{0, 0, 0, false}; }
+
+/// Writes dS^T (an OperandTile) rounded to the element type into a (BLOCK_N, BLOCK_M) shared tile
+/// of kDsRowElems pitch: the warp's key rows.
+template <class Cfg>
+__device__ __forceinline__ void storeDsT(const OperandTile<Cfg> &dst, uint16_t *dsTile) {
+  const int row0 = fragmentRow<Cfg>(0, 0), col0 = fragmentCol(0, 0);
+#pragma unroll
+  for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
+#pragma unroll
+    for (int kk = 0; kk < Cfg::kKeySlices; ++kk)
+#pragma unroll
+      for (int r = 0; r < kFragRegs; ++r)
+        *reinterpret_cast<uint32_t *>(dsTile +
+                                      (row0 + rb * kMmaM + (r % 2) * kRowHalfStride) * kDsRowElems<Cfg> +
+                                      col0 + (2 * kk + operandTileOffset(r)) * kMmaN) = dst.a[rb][kk][r];
+}
+
+/// dq_accum[rows of query tile qt, head h] += scale dS K with dS^T in `dsTile` (complete: every
+/// warp wrote its rows before a barrier) and K (BLOCK_N, HEAD_DIM) in `kTile`: every warp
+/// multiplies (kDqPieceRows query rows x kDqPieceCols dims) pieces, dS by ldmatrix.trans, and adds
+/// them to the float32 [B, Nq, Hq, D] dq_accum with red.global.add (rows past Nq skipped).
+template <class Cfg>
+__device__ __forceinline__ void dqReduce(const uint16_t *dsTile, const uint16_t *kTile,
+                                         const attnc_tensor_view &dqAccum, int64_t b, int64_t qt,
+                                         int64_t h, float scale) {
   constexpr int kDsPitch = kDsRowElems<Cfg>;
-  uint16_t *dsTile = smem.ds;
-  const int lane = laneIndex();
-  {
-    const int row0 = fragmentRow<Cfg>(0, 0), col0 = fragmentCol(0, 0);
-#pragma unroll
-    for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
-#pragma unroll
-      for (int kk = 0; kk < Cfg::kKeySlices; ++kk)
-#pragma unroll
-        for (int r = 0; r < kFragRegs; ++r)
-          *reinterpret_cast<uint32_t *>(
-              dsTile + (row0 + rb * kMmaM + (r % 2) * kRowHalfStride) * kDsPitch + col0 +
-              (2 * kk + operandTileOffset(r)) * kMmaN) = dst.a[rb][kk][r];
-  }
-  // Every warp's dS^T rows are in shared memory, and every warp is past the step's matmuls (the
-  // next step's acquire() orders the reuse of smem.ds and of the spent Q/dO memory).
-  __syncthreads();
-  constexpr int kPieceCols = Cfg::kHeadDim < kDqPieceCols ? Cfg::kHeadDim : kDqPieceCols;
-  constexpr int kPieceTiles = kPieceCols / kMmaN;
-  constexpr int kQueryBlocks = Cfg::kBlockN / kMmaM;
-  constexpr int kPieces = kQueryBlocks * (Cfg::kHeadDim / kPieceCols);
+  constexpr int kPieceBlocks = kDqPieceRows / kMmaM; // 16-row blocks of a piece
+  constexpr int kPieceTiles = kDqPieceCols / kMmaN;  // 8-column n-tiles of a piece
+  constexpr int kRowPieces = Cfg::kBlockN / kDqPieceRows;
+  constexpr int kPieces = kRowPieces * (Cfg::kHeadDim / kDqPieceCols);
   constexpr int kPiecesPerWarp = (kPieces + Cfg::kNumWarps - 1) / Cfg::kNumWarps;
-  static_assert(Cfg::kHeadDim % kPieceCols == 0 && kPieceTiles % 2 == 0, "dQ pieces: whole d-tile pairs");
-  // Bulk staging: piece p at row pitch kPieceCols + 4 floats (16-byte rows, 2-way bank conflicts at
-  // most), in the spent Q and dO tiles of the step.
-  constexpr int kStagePitch = kPieceCols + 4;
-  static_assert(kPieces * kMmaM * kStagePitch * 4 <= 2 * Cfg::kKvSmemElems * kElementBytes,
-                "dQ staging fits in a step's Q and dO tiles");
+  static_assert(Cfg::kBlockN % kDqPieceRows == 0 && Cfg::kHeadDim % kDqPieceCols == 0,
+                "dQ pieces tile the (BLOCK_M, HEAD_DIM) dQ");
+  const int lane = laneIndex();
   // A = dS (queries x keys) from dS^T (keys x queries) by ldmatrix.trans: matrix i = lane / 8
-  // covers keys (i / 2) * 8 + 0-7 and queries (i % 2) * 8 + 0-7 of the 16 x 16 k-step.
+  // covers keys (i / 2) * 8 + 0-7 and queries (i % 2) * 8 + 0-7 of a 16 x 16 k-step.
   const int aRow = (lane / (2 * kLdmRows)) * kLdmRows + lane % kLdmRows;
   const int aCol = (lane / kLdmRows % 2) * kLdmRows;
   const uint32_t aBase = sharedAddress(dsTile + aRow * kDsPitch + aCol);
   // B = K (keys x dims) by ldmatrix.trans, as matmulAcc.
   const int bRow = (lane / kLdmRows % 2) * kLdmRows + lane % kLdmRows;
   const int bCol = (lane / (2 * kLdmRows)) * kChunkElems;
-  const uint32_t bBase = sharedAddress(smem.k + bRow * Cfg::kSmemRowElems + bCol);
+  const uint32_t bBase = sharedAddress(kTile + bRow * Cfg::kSmemRowElems + bCol);
   float *accum = static_cast<float *>(dqAccum.data) + b * dqAccum.strides[0] + h * dqAccum.strides[2];
 #pragma unroll
   for (int i = 0; i < kPiecesPerWarp; ++i) {
     const int piece = warpIndex() + i * Cfg::kNumWarps;
     if (kPieces % Cfg::kNumWarps != 0 && piece >= kPieces)
       break;
-    const int qb = piece % kQueryBlocks, col0 = (piece / kQueryBlocks) * kPieceCols;
-    float acc[kPieceTiles][kFragRegs];
+    const int row0 = (piece % kRowPieces) * kDqPieceRows, col0 = (piece / kRowPieces) * kDqPieceCols;
+    float acc[kPieceBlocks][kPieceTiles][kFragRegs];
 #pragma unroll
-    for (int j = 0; j < kPieceTiles; ++j)
+    for (int rb = 0; rb < kPieceBlocks; ++rb)
 #pragma unroll
-      for (int e = 0; e < kFragRegs; ++e)
-        acc[j][e] = 0.0f;
+      for (int j = 0; j < kPieceTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < kFragRegs; ++e)
+          acc[rb][j][e] = 0.0f;
 #pragma unroll
     for (int kk = 0; kk < Cfg::kBlockM / kMmaK; ++kk) {
-      uint32_t aFrag[kFragRegs];
-      ldmatrixX4Trans(aFrag, aBase + (kk * kMmaK * kDsPitch + qb * kMmaM) * kElementBytes);
+      uint32_t aFrag[kPieceBlocks][kFragRegs];
+#pragma unroll
+      for (int rb = 0; rb < kPieceBlocks; ++rb)
+        ldmatrixX4Trans(aFrag[rb], aBase + (kk * kMmaK * kDsPitch + row0 + rb * kMmaM) * kElementBytes);
 #pragma unroll
       for (int dd = 0; dd < kPieceTiles / 2; ++dd) {
         uint32_t bFrag[kFragRegs];
         ldmatrixX4Trans(bFrag, bBase + (kk * kMmaK * Cfg::kSmemRowElems + col0 + dd * 2 * kMmaN) *
                                            kElementBytes);
-        mma16816<Cfg::kIsBf16>(acc[2 * dd], aFrag, bFrag[0], bFrag[1]);
-        mma16816<Cfg::kIsBf16>(acc[2 * dd + 1], aFrag, bFrag[2], bFrag[3]);
+#pragma unroll
+        for (int rb = 0; rb < kPieceBlocks; ++rb) {
+          mma16816<Cfg::kIsBf16>(acc[rb][2 * dd], aFrag[rb], bFrag[0], bFrag[1]);
+          mma16816<Cfg::kIsBf16>(acc[rb][2 * dd + 1], aFrag[rb], bFrag[2], bFrag[3]);
+        }
       }
     }
-    const int64_t pieceRow0 = qt * Cfg::kBlockN + qb * kMmaM;
-#if ATTNC_DQ_REDUCTION == 2 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    // Stage the scaled piece (16 x kPieceCols floats), then lane r adds row r with one bulk reduction.
-    float *stage = tiles.spent + piece * kMmaM * kStagePitch;
 #pragma unroll
-    for (int half = 0; half < kRowsPerThread; ++half)
+    for (int rb = 0; rb < kPieceBlocks; ++rb)
 #pragma unroll
-      for (int j = 0; j < kPieceTiles; ++j)
-        *reinterpret_cast<float2 *>(stage + (lane / kQuadSize + half * kRowHalfStride) * kStagePitch +
-                                    j * kMmaN + (lane % kQuadSize) * 2) =
-            make_float2(acc[j][2 * half] * scale, acc[j][2 * half + 1] * scale);
-    fenceProxyAsyncShared();
-    __syncwarp();
-    if (lane < kMmaM && pieceRow0 + lane < dqAccum.shape[1]) {
-      bulkReduceAddFloat(accum + (pieceRow0 + lane) * dqAccum.strides[1] + col0,
-                         sharedAddress(stage + lane * kStagePitch), kPieceCols * 4);
-      commitBulk();
-    }
-#elif ATTNC_DQ_REDUCTION == 1
-    // Lanes c and c ^ 1 of a quad swap halves: even lanes then hold 4 consecutive columns of row g,
-    // odd lanes of row g + 8.
-    const bool even = lane % 2 == 0;
-    const int64_t row = pieceRow0 + lane / kQuadSize + (even ? 0 : kRowHalfStride);
-    float *out = accum + row * dqAccum.strides[1] + col0 + (lane % kQuadSize - (even ? 0 : 1)) * 2;
+      for (int half = 0; half < kRowsPerThread; ++half) {
+        const int64_t row =
+            qt * Cfg::kBlockN + row0 + rb * kMmaM + lane / kQuadSize + half * kRowHalfStride;
+        if (row >= dqAccum.shape[1])
+          continue;
+        float *out = accum + row * dqAccum.strides[1] + col0 + (lane % kQuadSize) * 2;
 #pragma unroll
-    for (int j = 0; j < kPieceTiles; ++j) {
-      const float send0 = even ? acc[j][2] : acc[j][0], send1 = even ? acc[j][3] : acc[j][1];
-      const float got0 = __shfl_xor_sync(0xffffffffu, send0, 1);
-      const float got1 = __shfl_xor_sync(0xffffffffu, send1, 1);
-      if (row < dqAccum.shape[1]) {
-        if (even)
-          redAddFloat4(out + j * kMmaN, acc[j][0] * scale, acc[j][1] * scale, got0 * scale,
-                       got1 * scale);
-        else
-          redAddFloat4(out + j * kMmaN, got0 * scale, got1 * scale, acc[j][2] * scale,
-                       acc[j][3] * scale);
+        for (int j = 0; j < kPieceTiles; ++j)
+          redAddFloat2(out + j * kMmaN, acc[rb][j][2 * half] * scale, acc[rb][j][2 * half + 1] * scale);
       }
-    }
-#else
-#pragma unroll
-    for (int half = 0; half < kRowsPerThread; ++half) {
-      const int64_t row = pieceRow0 + lane / kQuadSize + half * kRowHalfStride;
-      if (row >= dqAccum.shape[1])
-        continue;
-      float *out = accum + row * dqAccum.strides[1] + col0 + (lane % kQuadSize) * 2;
-#pragma unroll
-      for (int j = 0; j < kPieceTiles; ++j)
-        redAddFloat2(out + j * kMmaN, acc[j][2 * half] * scale, acc[j][2 * half + 1] * scale);
-    }
-#endif
+  }
+}
+
+/// attn.dq_atomic_add: dq_accum[rows of query tile qt, head h] += scale dS K (Cfg = DkdvConfig,
+/// K in smem.k). Lagged (kDqLagged): adds the pending step's dQ, whose dS^T every warp wrote
+/// before this step's acquire() barrier, then stages this step's dS^T in the other buffer and makes
+/// it pending (dqAtomicFlush adds the last). Else: stages dS^T, waits at a barrier, adds it.
+template <class Cfg, class Smem>
+__device__ __forceinline__ void dqAtomicAdd(const OperandTile<Cfg> &dst, DqPending &pending, Smem &smem,
+                                            const attnc_tensor_view &dqAccum, int64_t b, int64_t qt,
+                                            int64_t h, float scale) {
+  if constexpr (kDqLagged<Cfg>) {
+    if (pending.valid)
+      dqReduce<Cfg>(smem.ds[pending.buffer], smem.k, dqAccum, b, pending.qt, pending.h, scale);
+    // This buffer was last read for the step before the pending one, before this step's barrier.
+    const int buffer = pending.valid ? pending.buffer ^ 1 : 0;
+    storeDsT(dst, smem.ds[buffer]);
+    pending = DqPending{qt, h, buffer, true};
+  } else {
+    storeDsT(dst, smem.ds[0]);
+    // Every warp's dS^T rows are in place (the next step's acquire() orders their reuse).
+    __syncthreads();
+    dqReduce<Cfg>(smem.ds[0], smem.k, dqAccum, b, qt, h, scale);
+  }
+}
+
+/// After attn.q_loop (atomic dQ): adds the dQ of the last step if dqAtomicAdd left it pending.
+template <class Cfg, class Smem>
+__device__ __forceinline__ void dqAtomicFlush(const DqPending &pending, Smem &smem,
+                                              const attnc_tensor_view &dqAccum, int64_t b,
+                                              float scale) {
+  if constexpr (kDqLagged<Cfg>) {
+    __syncthreads(); // every warp's dS^T rows of the last step are in place
+    if (pending.valid)
+      dqReduce<Cfg>(smem.ds[pending.buffer], smem.k, dqAccum, b, pending.qt, pending.h, scale);
   }
 }
 
@@ -903,10 +950,8 @@ __device__ __forceinline__ void storeGrad(const attnc_tensor_view &t, int64_t b,
 #pragma unroll
       for (int e = 0; e < kFragRegs; ++e)
         scaled.v[rb][j][e] = grad.v[rb][j][e] * scale;
-  // A loop of zero steps never waited for the tile copies that may still target `staging`; bulk
-  // reductions must be done with shared memory before the block exits.
+  // A loop of zero steps never waited for the tile copies that may still target `staging`.
   cpAsyncWait<0>();
-  waitBulk<0>();
   __syncthreads();
   storeTile<Cfg>(t, b, tile, head, scaled, staging);
 }

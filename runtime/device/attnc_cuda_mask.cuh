@@ -159,14 +159,31 @@ template <int BlockM, int BlockN> struct BandSchedule {
   }
 };
 
-/// The query tile of this block with a table schedule: the table's row_order, so the longest rows start first.
+/// The query tile of this block with a table schedule: row_order[blockIdx.x], longest rows first.
 __device__ __forceinline__ int64_t tableQueryTile(const attnc_schedule_table &table) {
   return __ldg(table.row_order + blockIdx.x);
 }
 
-/// The kv tile of this block of a kv-stationary kernel: the column table's row_order, longest columns first.
+/// The kv tile of a kv-stationary block: the column table's row_order[blockIdx.x], longest first.
 __device__ __forceinline__ int64_t tableKvTile(const attnc_schedule_table &columns) {
   return __ldg(columns.row_order + blockIdx.x);
+}
+
+/// A block's grid point under tableGridPoint: the table's row (column) tile, head and batch.
+struct TableGridPoint {
+  int64_t tile, head, batch;
+};
+
+/// This block's grid point in a grid-wide heaviest-first order: dispatch position p (x fastest)
+/// runs row_order[p / (heads * batch)] of head p % heads in batch (p / heads) % batch, so that
+/// the longest rows of every head start first, not only within each head's run of x. The
+/// grid-level variant of tableQueryTile and tableKvTile: head and batch must come from it too.
+__device__ __forceinline__ TableGridPoint tableGridPoint(const attnc_schedule_table &table) {
+  const int64_t heads = gridDim.y, points = heads * gridDim.z; // (head, batch) pairs
+  const int64_t position =
+      blockIdx.x + static_cast<int64_t>(gridDim.x) * (blockIdx.y + heads * blockIdx.z);
+  const int64_t rest = position % points;
+  return {__ldg(table.row_order + position / points), rest % heads, rest / heads};
 }
 
 /// attn.kv_loop with a table schedule: the entries of query tile qt in kernel_abi.h's attnc_schedule_table.

@@ -5,9 +5,8 @@
 // fragments), mma.sync m16n8k16 (bf16/fp16 in, f32 accumulate), the packing
 // conversions f32 -> bf16x2/f16x2 (and back), the approximate base-2
 // exponential and logarithm of the special function unit, and for the
-// backward pass float32 reductions into global memory: red.global.add
-// (vectorized on sm_90) and, sm_90 only, the bulk copy engine's
-// cp.reduce.async.bulk from shared memory.
+// backward pass 4-byte cp.async and float32 red.global.add (an 8-byte vector
+// on sm_90).
 //
 // Compiles under nvcc and NVRTC (no host header; <cuda/std/cstdint> needs
 // -I<cuda>/include/cccl under NVRTC).
@@ -124,59 +123,6 @@ __device__ __forceinline__ void redAddFloat2(float *address, float lo, float hi)
 #else
   asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(address), "f"(lo) : "memory");
   asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(address + 1), "f"(hi) : "memory");
-#endif
-}
-
-/// *address += (x, y, z, w) without a result: one 16-byte vector reduction on sm_90, four 4-byte
-/// ones before. `address` is 16-byte aligned global memory.
-__device__ __forceinline__ void redAddFloat4(float *address, float x, float y, float z, float w) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(address), "f"(x), "f"(y),
-               "f"(z), "f"(w)
-               : "memory");
-#else
-  redAddFloat2(address, x, y);
-  redAddFloat2(address + 2, z, w);
-#endif
-}
-
-/// Makes this thread's generic-proxy writes to shared memory visible to the async proxy (bulk copies).
-__device__ __forceinline__ void fenceProxyAsyncShared() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
-
-/// sm_90: starts `bytes` (a multiple of 16) float32 additions global[i] += shared[i] by the bulk
-/// copy engine (cp.reduce.async.bulk, both addresses 16-byte aligned); commitBulk closes the group.
-__device__ __forceinline__ void bulkReduceAddFloat(float *globalDst, uint32_t sharedSrc, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(
-                   globalDst),
-               "r"(sharedSrc), "r"(bytes)
-               : "memory");
-#endif
-}
-
-/// sm_90: closes the group of bulk copies started since the last commit (no-op before sm_90).
-__device__ __forceinline__ void commitBulk() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-#endif
-}
-
-/// sm_90: waits until this thread's bulk groups but `Pending` have read their shared memory (which
-/// may then be overwritten); no-op before sm_90.
-template <int Pending> __device__ __forceinline__ void waitBulkRead() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(Pending) : "memory");
-#endif
-}
-
-/// sm_90: waits until this thread's bulk groups but `Pending` have completed; no-op before sm_90.
-template <int Pending> __device__ __forceinline__ void waitBulk() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(Pending) : "memory");
 #endif
 }
 

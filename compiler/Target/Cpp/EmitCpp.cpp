@@ -47,6 +47,26 @@ std::string boundLiteral(int64_t v) {
   return std::to_string(v);
 }
 
+/// The first statements of a kernel: its grid point (tile, head, batch).
+/// Band schedules take the tile from `bandTile` (blockIdx.x or its reverse),
+/// the head and batch from blockIdx.y and z; table schedules take all three
+/// from tableGridPoint over `table`, heaviest tiles of every head first.
+void printGridPoint(llvm::raw_ostream &os, bool band, const std::string &bandTile,
+                    const std::string &table, const std::string &tile, const std::string &head,
+                    const std::string &batch) {
+  if (band) {
+    os << "  const int64_t " << tile << " = " << bandTile << ";\n";
+    os << "  const int64_t " << head << " = blockIdx.y;\n";
+    os << "  const int64_t " << batch << " = blockIdx.z;\n";
+    return;
+  }
+  os << "  // Heaviest tiles first, across heads and batch (the table's row_order).\n";
+  os << "  const TableGridPoint point = tableGridPoint(" << table << ");\n";
+  os << "  const int64_t " << tile << " = point.tile;\n";
+  os << "  const int64_t " << head << " = point.head;\n";
+  os << "  const int64_t " << batch << " = point.batch;\n";
+}
+
 /// What every printer shares: the stream, indentation and value names.
 class PrinterBase {
 public:
@@ -368,13 +388,11 @@ LogicalResult CppPrinter::printCudaKernel() {
   os << "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n";
   os << "  SharedStorage<Cfg> &smem = *reinterpret_cast<SharedStorage<Cfg> *>(attnc_shared);\n";
   // Band schedules count query tiles from the last (the longest causal rows
-  // first); table schedules map grid x through the table's row_order.
-  os << "  const int64_t " << name(body.getArgument(2)) << " = "
-     << (isa<BandScheduleAttr>(loop.getSchedule()) ? "queryTileIndex()"
-                                                    : "tableQueryTile(args.schedule)")
-     << ";\n";
-  os << "  const int64_t " << name(body.getArgument(1)) << " = blockIdx.y;\n";
-  os << "  const int64_t " << name(body.getArgument(0)) << " = blockIdx.z;\n";
+  // first); table schedules run the grid's blocks in the table's
+  // heaviest-first order, across heads and batch.
+  printGridPoint(os, isa<BandScheduleAttr>(loop.getSchedule()), "queryTileIndex()",
+                 "args.schedule", name(body.getArgument(2)), name(body.getArgument(1)),
+                 name(body.getArgument(0)));
   if (failed(printBlock(body)))
     return failure();
   os << "}\n";
@@ -912,9 +930,9 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
         "    attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {\n"
         "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
         "  DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);\n";
-  os << "  const int64_t " << name(kvBody.getArgument(2)) << " = blockIdx.x;\n";
-  os << "  const int64_t " << name(kvBody.getArgument(1)) << " = blockIdx.y;\n";
-  os << "  const int64_t " << name(kvBody.getArgument(0)) << " = blockIdx.z;\n";
+  printGridPoint(os, isa<BandScheduleAttr>(kvLoop.getSchedule()), "blockIdx.x", "args.columns",
+                 name(kvBody.getArgument(2)), name(kvBody.getArgument(1)),
+                 name(kvBody.getArgument(0)));
   depth = 1;
   if (failed(printCudaBlock(kvBody)))
     return failure();
@@ -930,9 +948,9 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
           "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
           "  DqSharedStorage<DqCfg> &smem = *reinterpret_cast<DqSharedStorage<DqCfg> "
           "*>(attnc_shared);\n";
-    os << "  const int64_t " << name(qBody.getArgument(2)) << " = queryTileIndex();\n";
-    os << "  const int64_t " << name(qBody.getArgument(1)) << " = blockIdx.y;\n";
-    os << "  const int64_t " << name(qBody.getArgument(0)) << " = blockIdx.z;\n";
+    printGridPoint(os, isa<BandScheduleAttr>(qLoop.getSchedule()), "queryTileIndex()",
+                   "args.schedule", name(qBody.getArgument(2)), name(qBody.getArgument(1)),
+                   name(qBody.getArgument(0)));
     depth = 1;
     if (failed(printCudaBlock(qBody)))
       return failure();
