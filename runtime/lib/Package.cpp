@@ -254,6 +254,12 @@ void checkBackward(const ManifestReader &reader, const Json &root, bool cuda, Pa
   p.preprocess = cudaBackwardKernel(reader, kernels, "preprocess",
                                     ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, queryGrid);
   p.dkdv = cudaBackwardKernel(reader, kernels, "dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvGrid);
+  const Json &dkdv = reader.object(kernels, "backward.kernels", "dkdv");
+  p.dkdv.blockN = reader.integerAtLeast(dkdv, "backward.kernels.dkdv", "block_n", 1);
+  if (p.schedule == ScheduleKind::Table && p.dkdv.blockN != p.blockN)
+    reader.error("backward.kernels.dkdv.block_n: " + std::to_string(p.dkdv.blockN) +
+                 " must equal tile.block_n (" + std::to_string(p.blockN) +
+                 ") with a table schedule: the column table has the forward's tiles");
   if (p.deterministic)
     p.dq = cudaBackwardKernel(reader, kernels, "dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, queryGrid);
   else

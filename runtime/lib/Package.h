@@ -63,6 +63,7 @@ struct PackageData {
   struct CudaLaunch {
     std::string entry;
     int64_t threadsPerBlock = 0, sharedBytes = 0;
+    int64_t blockN = 0; ///< dkdv: keys per kv tile, grid x = ceil(nk / blockN)
   };
   /// The backward pass ("backward" in the manifest): present, and dQ by the
   /// separate deterministic pass (else float32 atomics, CUDA only).

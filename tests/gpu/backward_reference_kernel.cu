@@ -3,16 +3,19 @@
 // printer should produce. Two configurations, one per macro:
 //
 //   ATTNC_REFERENCE_CAUSAL_GQA    (a) causal, GQA 8/2, D 128, bf16, band schedules
+//                                     (dK/dV kernel on 128-key kv tiles)
 //   ATTNC_REFERENCE_WINDOW_TABLE  (b) causal window 256 | global token 0, GQA 8/2, D 64, fp16,
 //                                     table schedules (row table and its transpose)
 //
 // Each #if branch below is one whole emitted file: the preprocess kernel, the
 // dK/dV kernel and, with ATOMIC_DQ, the dQ conversion kernel, else the
-// deterministic dQ kernel. The printer omits the dqAtomicAdd line (between
-// #if !ATTNC_TEST_DETERMINISTIC and #endif) in deterministic mode. The only non-emitted lines are the
-// ATTNC_TEST_* knobs with which the GPU test builds its variants (element type,
-// head dim, heads, dense instead of causal, deterministic dQ); their defaults
-// are the configurations above. Compiles under nvcc and NVRTC.
+// deterministic dQ kernel. In deterministic mode the printer omits the three
+// lines between `#if !ATTNC_TEST_DETERMINISTIC` and `#endif` (DqPending,
+// dqAtomicAdd, dqAtomicFlush). The only other non-emitted lines are the
+// ATTNC_TEST_* knobs with which the GPU test builds its variants (element
+// type, head dim, heads, dense instead of causal, deterministic dQ, the dK/dV
+// kv tile of (a)); their defaults are the configurations above. Compiles under
+// nvcc and NVRTC.
 
 #if !defined(ATTNC_REFERENCE_CAUSAL_GQA) && !defined(ATTNC_REFERENCE_WINDOW_TABLE)
 #define ATTNC_REFERENCE_CAUSAL_GQA 1
@@ -75,13 +78,6 @@ __device__ constexpr Band kBand = tightenBand(ATTNC_TEST_DENSE ? -kUnbounded : 0
 using DkdvCfg = DkdvConfig<IS_BF16, BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // rows: keys, columns: queries
 using DqCfg = DqConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>;
 using DkdvSmem = DkdvSharedStorage<DkdvCfg, ATOMIC_DQ>;
-#ifdef ATTNC_TUNE_DKDV_MIN_BLOCKS
-constexpr int DKDV_MIN_BLOCKS = ATTNC_TUNE_DKDV_MIN_BLOCKS;
-constexpr int DQ_MIN_BLOCKS = ATTNC_TUNE_DQ_MIN_BLOCKS;
-#else
-constexpr int DKDV_MIN_BLOCKS = 1;
-constexpr int DQ_MIN_BLOCKS = 1;
-#endif
 static_assert(sizeof(DkdvSmem) == dkdvSharedBytes(BLOCK_M, DKDV_BLOCK_N, HEAD_DIM, ATOMIC_DQ),
               "the manifest's backward dkdv shared_bytes");
 static_assert(sizeof(DqSharedStorage<DqCfg>) == dqSharedBytes(BLOCK_M, BLOCK_N, HEAD_DIM),
@@ -105,17 +101,17 @@ extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads)
 /// dK and dV of kv tile kt of kv head kv_head in batch b, summed over the query heads of its group
 /// (and, atomic dQ, dq_accum += scale dS K). Grid (kv tiles, KV_HEADS, batch), DkdvCfg::kNumThreads
 /// threads, sizeof(DkdvSmem) bytes of dynamic shared memory.
-extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, DKDV_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, 1)
     attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
   DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);
   const int64_t kt = blockIdx.x;
   const int64_t kv_head = blockIdx.y;
   const int64_t b = blockIdx.z;
-  loadKvTileAsync<DkdvCfg>(args.k, args.v, b, kt, kv_head, smem); // (BLOCK_N, HEAD_DIM) K, V in smem
-  AccTile<DkdvCfg> dk0; // (BLOCK_N, HEAD_DIM)
+  loadKvTileAsync<DkdvCfg>(args.k, args.v, b, kt, kv_head, smem); // (DKDV_BLOCK_N, HEAD_DIM) K, V
+  AccTile<DkdvCfg> dk0; // (DKDV_BLOCK_N, HEAD_DIM)
   fill(dk0, 0.0f);
-  AccTile<DkdvCfg> dv0; // (BLOCK_N, HEAD_DIM)
+  AccTile<DkdvCfg> dv0; // (DKDV_BLOCK_N, HEAD_DIM)
   fill(dv0, 0.0f);
   AccTile<DkdvCfg> dk = dk0;
   AccTile<DkdvCfg> dv = dv0;
@@ -166,7 +162,7 @@ extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, DKDV_MIN_BLOC
 /// Deterministic dQ of query tile qt of query head h in batch b, over the forward's schedule. Grid
 /// (query tiles, QUERY_HEADS, batch), DqCfg::kNumThreads threads, sizeof(DqSharedStorage<DqCfg>)
 /// bytes of dynamic shared memory.
-extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads, DQ_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads, 1)
     attnc_backward_dq_kernel(const __grid_constant__ attnc_backward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
   DqSharedStorage<DqCfg> &smem = *reinterpret_cast<DqSharedStorage<DqCfg> *>(attnc_shared);
@@ -263,13 +259,6 @@ constexpr float SCALE_LOG2 = SCALE * kLog2e;
 using DkdvCfg = DkdvConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>; // rows: keys, columns: queries
 using DqCfg = DqConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>;
 using DkdvSmem = DkdvSharedStorage<DkdvCfg, ATOMIC_DQ>;
-#ifdef ATTNC_TUNE_DKDV_MIN_BLOCKS
-constexpr int DKDV_MIN_BLOCKS = ATTNC_TUNE_DKDV_MIN_BLOCKS;
-constexpr int DQ_MIN_BLOCKS = ATTNC_TUNE_DQ_MIN_BLOCKS;
-#else
-constexpr int DKDV_MIN_BLOCKS = 1;
-constexpr int DQ_MIN_BLOCKS = 1;
-#endif
 static_assert(sizeof(DkdvSmem) == dkdvSharedBytes(BLOCK_M, BLOCK_N, HEAD_DIM, ATOMIC_DQ),
               "the manifest's backward dkdv shared_bytes");
 static_assert(sizeof(DqSharedStorage<DqCfg>) == dqSharedBytes(BLOCK_M, BLOCK_N, HEAD_DIM),
@@ -293,14 +282,14 @@ extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads)
 /// dK and dV of kv tile kt of kv head kv_head in batch b, summed over the query heads of its group
 /// (and, atomic dQ, dq_accum += scale dS K). Grid (kv tiles, KV_HEADS, batch), DkdvCfg::kNumThreads
 /// threads, sizeof(DkdvSmem) bytes of dynamic shared memory.
-extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, DKDV_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, 1)
     attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
   DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);
   const int64_t kt = blockIdx.x;
   const int64_t kv_head = blockIdx.y;
   const int64_t b = blockIdx.z;
-  loadKvTileAsync<DkdvCfg>(args.k, args.v, b, kt, kv_head, smem); // (BLOCK_N, HEAD_DIM) K, V in smem
+  loadKvTileAsync<DkdvCfg>(args.k, args.v, b, kt, kv_head, smem); // (BLOCK_N, HEAD_DIM) K, V
   AccTile<DkdvCfg> dk0; // (BLOCK_N, HEAD_DIM)
   fill(dk0, 0.0f);
   AccTile<DkdvCfg> dv0; // (BLOCK_N, HEAD_DIM)
@@ -353,7 +342,7 @@ extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, DKDV_MIN_BLOC
 /// Deterministic dQ of query tile qt of query head h in batch b, over the forward's schedule. Grid
 /// (query tiles, QUERY_HEADS, batch), DqCfg::kNumThreads threads, sizeof(DqSharedStorage<DqCfg>)
 /// bytes of dynamic shared memory.
-extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads, DQ_MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads, 1)
     attnc_backward_dq_kernel(const __grid_constant__ attnc_backward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
   DqSharedStorage<DqCfg> &smem = *reinterpret_cast<DqSharedStorage<DqCfg> *>(attnc_shared);

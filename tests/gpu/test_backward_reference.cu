@@ -454,6 +454,63 @@ int selfCheckReference() {
   return failed;
 }
 
+/// Checks bandRowTiles (the column schedule of a band, no GPU needed) against brute force: for
+/// random bands (dilated, one-sided, unbounded, empty) and shapes, [first, last] holds every query
+/// tile with an allowed pair for kv tile kt, and bandTile classifies every tile as brute force
+/// does. Returns the number of failed checks.
+int selfCheckBandColumns() {
+  constexpr int kCases = 400;
+  constexpr int64_t kTileM = 16, kTileN = 8; // small tiles: many tiles per case
+  uint64_t state = 7;
+  auto next = [&](int64_t bound) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int64_t>((state >> 33) % static_cast<uint64_t>(bound));
+  };
+  int failed = 0;
+  for (int c = 0; c < kCases; ++c) {
+    const int64_t nq = 1 + next(90), nk = 1 + next(90), period = 1 + next(4);
+    int64_t lo = next(3) == 0 ? -kUnbounded : next(80) - 40;
+    int64_t hi = next(3) == 0 ? kUnbounded : next(80) - 40;
+    const Band band = tightenBand(lo, hi, period);
+    auto allowed = [&](int64_t i, int64_t k) {
+      const int64_t d = i + nk - nq - k;
+      return band.lo <= band.hi && d >= band.lo && d <= band.hi && d % band.period == 0;
+    };
+    for (int64_t kt = 0; kt * kTileN < nk; ++kt) {
+      int64_t first = 0, last = -1;
+      bandRowTiles(band, kt, kTileM, kTileN, nq, nk, first, last);
+      for (int64_t qt = 0; qt * kTileM < nq; ++qt) {
+        int64_t pairs = 0, allowedPairs = 0;
+        for (int64_t i = qt * kTileM; i < std::min(nq, (qt + 1) * kTileM); ++i)
+          for (int64_t k = kt * kTileN; k < std::min(nk, (kt + 1) * kTileN); ++k) {
+            ++pairs;
+            allowedPairs += allowed(i, k);
+          }
+        const TileClass expected = allowedPairs == 0   ? TileClass::Empty
+                                   : allowedPairs == pairs ? TileClass::Full
+                                                           : TileClass::Partial;
+        const TileClass got = bandTile(band, qt, kt, kTileM, kTileN, nq, nk);
+        const bool inRange = qt >= first && qt <= last;
+        if (got != expected || (expected != TileClass::Empty && !inRange)) {
+          if (failed < 5)
+            std::printf("FAIL band columns: band [%lld, %lld] / %lld, nq %lld nk %lld, kt %lld qt %lld: "
+                        "class %d (expected %d), range [%lld, %lld]\n",
+                        static_cast<long long>(band.lo), static_cast<long long>(band.hi),
+                        static_cast<long long>(band.period), static_cast<long long>(nq),
+                        static_cast<long long>(nk), static_cast<long long>(kt),
+                        static_cast<long long>(qt), static_cast<int>(got),
+                        static_cast<int>(expected), static_cast<long long>(first),
+                        static_cast<long long>(last));
+          ++failed;
+        }
+      }
+    }
+  }
+  std::printf("%-4s band column schedule self-check: %d random bands and shapes, %d mismatches\n",
+              failed == 0 ? "PASS" : "FAIL", kCases, failed);
+  return failed == 0 ? 0 : 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Schedule tables (brute force over tiles; the runtime uses mask::BlockSchedule)
 //===----------------------------------------------------------------------===//
@@ -935,11 +992,12 @@ void bench(int64_t batch, int64_t n) {
 #else
   const char *maskName = kMaskName;
 #endif
-  std::printf("BENCH backward %s %s %s B%lld Hq%d/Hkv%d N%lld D%d tile %dx%d: median %.3f ms "
+  std::printf("BENCH backward %s %s %s B%lld Hq%d/Hkv%d N%lld D%d tile %dx%d (dK/dV %dx%d): median %.3f ms "
               "(min %.3f, max %.3f) = %.1f TFLOP/s [preprocess %.3f, dkdv %.3f, %s %.3f ms]\n",
               maskName, IS_BF16 ? "bf16" : "fp16", kDeterministic ? "deterministic" : "atomic",
               static_cast<long long>(batch), QUERY_HEADS, KV_HEADS, static_cast<long long>(n),
-              HEAD_DIM, BLOCK_M, BLOCK_N, ms, *std::min_element(total.begin(), total.end()),
+              HEAD_DIM, BLOCK_M, BLOCK_N, DkdvCfg::kBlockN, DkdvCfg::kBlockM, ms,
+              *std::min_element(total.begin(), total.end()),
               *std::max_element(total.begin(), total.end()), flops / (ms * 1e-3) / 1e12,
               median(pre), median(dkdv), kDeterministic ? "dq" : "convert", median(dq));
   for (cudaEvent_t &e : events)
@@ -979,7 +1037,9 @@ int main(int argc, char **argv) {
     else if (a == "--repeat" && i + 1 < argc)
       repeat = std::atoi(argv[++i]);
   }
-  // The float64 reference against central differences: cheap, and needs no GPU.
+  // The band column schedule against brute force, the float64 reference against central
+  // differences: cheap, and need no GPU.
+  failures += selfCheckBandColumns();
 #if defined(ATTNC_REFERENCE_WINDOW_TABLE)
   for (tableMask = 0; tableMask < 2; ++tableMask)
     failures += selfCheckReference();
@@ -999,10 +1059,11 @@ int main(int argc, char **argv) {
 #else
   const char *config = ATTNC_TEST_DENSE ? "band (dense)" : "band (causal)";
 #endif
-  std::printf("%s, %d SMs, sm_%d%d | backward %s, %s, D %d, Hq %d, Hkv %d, tile %dx%d, dQ %s\n",
+  std::printf("%s, %d SMs, sm_%d%d | backward %s, %s, D %d, Hq %d, Hkv %d, tile %dx%d, dK/dV tile "
+              "%dx%d, dQ %s\n",
               prop.name, prop.multiProcessorCount, prop.major, prop.minor, config,
               IS_BF16 ? "bf16" : "fp16", HEAD_DIM, QUERY_HEADS, KV_HEADS, BLOCK_M, BLOCK_N,
-              kDeterministic ? "deterministic" : "atomic");
+              DkdvCfg::kBlockN, DkdvCfg::kBlockM, kDeterministic ? "deterministic" : "atomic");
   describeKernel("attnc_backward_preprocess_kernel", attnc_backward_preprocess_kernel, kDqThreads, 0);
   describeKernel("attnc_backward_dkdv_kernel", attnc_backward_dkdv_kernel, kDkdvThreads,
                  kDkdvSharedBytes);

@@ -508,7 +508,7 @@ private:
 
   func::FuncOp func;
   bool cuda;
-  int64_t blockM = 0, blockN = 0, headDim = 0;
+  int64_t blockM = 0, blockN = 0, kvBlockN = 0, headDim = 0;
 };
 
 void GradPrinter::carry(Block &body, unsigned firstState, ValueRange inits, ValueRange results) {
@@ -534,12 +534,12 @@ LogicalResult GradPrinter::printQLoop(QLoopOp op) {
        << kt << ".\n";
     os << indent() << "int64_t firstQt = 0, lastQt = -1;\n";
     os << indent() << "bandRowTiles(kBand, " << kt
-       << ", BLOCK_M, BLOCK_N, args.nq, args.nk, firstQt, lastQt);\n";
+       << ", BLOCK_M, DKDV_BLOCK_N, args.nq, args.nk, firstQt, lastQt);\n";
     os << indent() << "for (int64_t " << qt << " = firstQt; " << qt << " <= lastQt; ++" << qt
        << ") {\n";
     ++depth;
     os << indent() << "const TileClass cls = bandTile(kBand, " << qt << ", " << kt
-       << ", BLOCK_M, BLOCK_N, args.nq, args.nk);\n";
+       << ", BLOCK_M, DKDV_BLOCK_N, args.nq, args.nk);\n";
     os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
     os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
   } else {
@@ -704,12 +704,13 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
   } else if (auto load = dyn_cast<LoadTileOp>(op)) {
     std::string arg = tensorArg(load.getSource());
     if (kvPass && isa<GradKvLoopOp>(op->getParentOp())) {
-      // K and V of the kv tile: one asynchronous copy into shared memory.
-      aliases[load] = arg == "args.k" ? "smem.k" : "smem.v";
+      // K and V of the kv tile: one asynchronous copy into shared memory,
+      // then each warp's rows (KvRows, after the Q/dO pipeline's prologue).
+      aliases[load] = arg == "args.k" ? "k_rows" : "v_rows";
       if (arg == "args.k")
         os << in << "loadKvTileAsync<DkdvCfg>(args.k, args.v, " << name(load.getBatch()) << ", "
            << name(load.getTile()) << ", " << name(load.getHead())
-           << ", smem); // (BLOCK_N, HEAD_DIM) K, V in smem\n";
+           << ", smem); // (DKDV_BLOCK_N, HEAD_DIM) K, V\n";
     } else if (kvPass) {
       // Q and dO of a step: the pipeline's acquire, which also brings LSE and delta.
       aliases[load] = arg == "args.q" ? "qdo_tile.q" : "qdo_tile.d_o";
@@ -739,7 +740,7 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
     }
   } else if (auto fill = dyn_cast<FillOp>(op)) {
     os << in << "AccTile<" << c << "> " << name(fill) << "; // ("
-       << (kvPass ? "BLOCK_N" : "BLOCK_M") << ", HEAD_DIM)\n";
+       << (kvPass ? "DKDV_BLOCK_N" : "BLOCK_M") << ", HEAD_DIM)\n";
     os << in << "fill(" << name(fill) << ", " << floatLiteral(fill.getValue().convertToDouble())
        << ");\n";
   } else if (auto qLoop = dyn_cast<QLoopOp>(op)) {
@@ -750,7 +751,7 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
       aliases[result] = name(arg);
     bool band = isa<BandScheduleAttr>(qLoop.getSchedule());
     std::string kt = name(qLoop.getKtile()), kvHead = name(qLoop.getKvHead());
-    std::string columns = band ? "BandColumnSchedule<BLOCK_M, BLOCK_N>" : "TableColumnSchedule";
+    std::string columns = band ? "BandColumnSchedule<BLOCK_M, DKDV_BLOCK_N>" : "TableColumnSchedule";
     os << in
        << (band ? "// Closed-form column schedule: the query tiles that see kv tile "
                 : "// Column table, built by the runtime at launch: the query tiles that see kv "
@@ -762,6 +763,15 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
     os << in << "QdoPipeline<DkdvCfg, decltype(schedule)> qdo(schedule, args, "
        << name(qLoop->getParentOfType<GradKvLoopOp>().getBody().front().getArgument(0)) << ", "
        << kvHead << ", smem);\n";
+    os << in << "KvRows<DkdvCfg> k_rows; // the warp's rows of K (registers if HEAD_DIM <= 64, "
+                "else smem)\n";
+    os << in << "loadKvRows<DkdvCfg, decltype(qdo)::kGroupsInFlight>(smem.k, k_rows);\n";
+    os << in << "KvRows<DkdvCfg> v_rows; // the warp's rows of V\n";
+    os << in << "loadKvRows<DkdvCfg, decltype(qdo)::kGroupsInFlight>(smem.v, v_rows);\n";
+    bool atomic = qLoop->getParentOfType<GradKvLoopOp>().getAtomicDq();
+    if (atomic)
+      os << in << "DqPending dq_pending = noDqPending(); // the step whose dQ dqAtomicAdd still "
+                  "owes dq_accum\n";
     os << in << "for (GroupCursor step = schedule.begin(); schedule.valid(step); step = "
                 "schedule.next(step)) {\n";
     ++depth;
@@ -774,6 +784,10 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
       return failure();
     --depth;
     os << in << "}\n";
+    if (atomic)
+      os << in << "dqAtomicFlush<DkdvCfg>(dq_pending, smem, args.dq_accum, "
+         << name(qLoop->getParentOfType<GradKvLoopOp>().getBody().front().getArgument(0))
+         << ", SCALE);\n";
   } else if (auto kvLoop = dyn_cast<KvLoopOp>(op)) {
     Block &body = kvLoop.getBody().front();
     for (auto [arg, init] : llvm::zip(body.getArguments().drop_front(2), kvLoop.getInitArgs()))
@@ -857,8 +871,7 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
     os << in << "matmulAcc(" << name(mm.getAcc()) << ", " << name(mm.getA()) << ", "
        << name(mm.getB()) << ", " << n << ");\n";
   } else if (auto add = dyn_cast<DqAtomicAddOp>(op)) {
-    os << in << "dqAtomicAdd(" << name(add.getDsT()) << ", smem.ds, " << name(add.getK())
-       << ", args.dq_accum, " << name(add.getBatch()) << ", " << name(add.getQtile()) << ", "
+    os << in << "dqAtomicAdd(" << name(add.getDsT()) << ", dq_pending, smem, args.dq_accum, " << name(add.getBatch()) << ", " << name(add.getQtile()) << ", "
        << name(add.getHead()) << ", SCALE); // dq_accum += scale dS K\n";
   } else if (auto y = dyn_cast<YieldOp>(op)) {
     Block *body = y->getBlock();
@@ -896,11 +909,16 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
      << "; // dQ by float32 atomics, else the dQ kernel\n";
   os << "constexpr float SCALE = " << floatLiteral(scale)
      << "; // softmax scale (SCALE_LOG2 above: times log2(e))\n\n";
-  os << "using DkdvCfg = DkdvConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>; // rows: keys, columns: "
-        "queries\n";
+  os << "constexpr int DKDV_BLOCK_N = " << kvBlockN
+     << (!isa<BandScheduleAttr>(kvLoop.getSchedule())
+             ? "; // keys per kv tile of the dK/dV kernel (the table's BLOCK_N)\n"
+                            : "; // keys per kv tile of the dK/dV kernel: the band's closed form "
+                              "does not tie it to BLOCK_N\n");
+  os << "using DkdvCfg = DkdvConfig<IS_BF16, BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // rows: keys, "
+        "columns: queries\n";
   os << "using DqCfg = DqConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>;\n";
   os << "using DkdvSmem = DkdvSharedStorage<DkdvCfg, ATOMIC_DQ>;\n";
-  os << "static_assert(sizeof(DkdvSmem) == " << cudaBackwardSharedBytes(blockM, blockN, headDim, true, atomic)
+  os << "static_assert(sizeof(DkdvSmem) == " << cudaBackwardSharedBytes(blockM, kvBlockN, headDim, true, atomic)
      << ", \"the manifest's backward dkdv shared_bytes\");\n";
   if (!atomic)
     os << "static_assert(sizeof(DqSharedStorage<DqCfg>) == "
@@ -975,7 +993,8 @@ LogicalResult GradPrinter::print() {
   if (!kvLoop)
     return func.emitError("the backward needs attn.grad_kv_loop (attn-lower-to-loops)");
   blockM = kvLoop.getTile().getBlockM();
-  blockN = kvLoop.getTile().getBlockN();
+  kvBlockN = kvLoop.getTile().getBlockN();
+  blockN = qLoop ? qLoop.getTile().getBlockN() : kvBlockN;
   headDim = kvLoop.getQuery().getType().getDimSize(3);
   if (cuda)
     return printCuda(kvLoop, qLoop);
@@ -990,7 +1009,9 @@ LogicalResult GradPrinter::print() {
   os << "constexpr float SCALE = " << floatLiteral(scale) << "; // softmax scale\n";
   os << "constexpr float SCALE_LOG2 = " << floatLiteral(scale * 1.4426950408889634)
      << "; // softmax scale times log2(e)\n";
-  os << "constexpr int64_t KV_GROUP = QUERY_HEADS / KV_HEADS; // query heads per kv head\n\n";
+  os << "constexpr int64_t KV_GROUP = QUERY_HEADS / KV_HEADS; // query heads per kv head\n";
+  os << "constexpr int64_t DKDV_BLOCK_N = " << kvBlockN
+     << "; // keys per kv tile of the dK/dV pass\n\n";
 
   os << "/// delta = rowsum(dO * O) for query tile qt of query head h in batch b.\n";
   os << "void gradPreprocessTile(const attnc_backward_args &args, int64_t b, int64_t h, int64_t "
@@ -1023,7 +1044,7 @@ LogicalResult GradPrinter::print() {
 
   os << "extern \"C\" int attnc_backward(const attnc_backward_args *args) {\n";
   os << "  const int64_t queryTiles = (args->nq + BLOCK_M - 1) / BLOCK_M;\n";
-  os << "  const int64_t kvTiles = (args->nk + BLOCK_N - 1) / BLOCK_N;\n";
+  os << "  const int64_t kvTiles = (args->nk + DKDV_BLOCK_N - 1) / DKDV_BLOCK_N;\n";
   os << "  parallelFor(args->batch * QUERY_HEADS * queryTiles, args->num_threads, [&](int64_t "
         "item) {\n";
   os << "    gradPreprocessTile(*args, item / (queryTiles * QUERY_HEADS), (item / queryTiles) % "
@@ -1054,9 +1075,11 @@ int64_t cudaBackwardSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim,
   // static_asserts check them against the structures).
   constexpr int64_t kElementBytes = 2, kPadElems = 8, kStages = 2, kFloatBytes = 4;
   const int64_t pitch = (headDim + kPadElems) * kElementBytes;
+  // dS^T is double-buffered where the dQ reduction lags a step (dqLagged).
+  const int64_t dsBuffers = blockN >= 128 || headDim <= 64 ? 2 : 1;
   if (dkdv)
     return 2 * blockN * pitch + kStages * (2 * blockM * pitch + 2 * blockM * kFloatBytes) +
-           (atomicDq ? blockN * (blockM + kPadElems) * kElementBytes : 0);
+           (atomicDq ? dsBuffers * blockN * (blockM + kPadElems) * kElementBytes : 0);
   return 2 * blockM * pitch + kStages * 2 * blockN * pitch;
 }
 

@@ -40,6 +40,7 @@ struct ManifestInfo {
   struct BackwardKernel {
     std::string role, entry;
     int64_t threadsPerBlock = 0, sharedBytes = 0;
+    int64_t blockN = 0; ///< dkdv: keys per kv tile (grid x = ceil(seq_len.kv / block_n))
   };
   /// The backward pass, when the source has one.
   bool backward = false;

@@ -76,7 +76,9 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad", [Pure]> {
     over the query heads of a GQA group; and dQ = scale * dS K, either through
     float32 atomics from that same pass or, with `deterministic`, by a
     separate q-stationary pass (bitwise reproducible). A fully masked query
-    row (LSE = -inf) contributes nothing and gets dQ = 0.
+    row (LSE = -inf) contributes nothing and gets dQ = 0. `kv_tile` is the
+    tile of the kv-stationary pass (keys per kv tile: block_n); the
+    forward's `tile` otherwise (tables share the forward's tiles).
 
     ```mlir
     %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do mask(#attn.causal)
@@ -93,6 +95,7 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad", [Pure]> {
                        I64Attr:$query_heads, I64Attr:$kv_heads, F64Attr:$scale,
                        UnitAttr:$deterministic,
                        OptionalAttr<Attn_TileAttr>:$tile,
+                       OptionalAttr<Attn_TileAttr>:$kv_tile,
                        OptionalAttr<AnyAttrOf<[Attn_BandScheduleAttr, Attn_TableScheduleAttr,
                                                Attn_LaunchScheduleAttr]>>:$schedule,
                        OptionalAttr<I64Attr>:$residue_classes);
@@ -105,6 +108,7 @@ def Attn_AttentionGradOp : Attn_Op<"attention_grad", [Pure]> {
     (`deterministic` $deterministic^)?
     (`residues` `(` $residue_classes^ `)`)?
     (`tile` `(` $tile^ `)`)?
+    (`kv_tile` `(` $kv_tile^ `)`)?
     (`schedule` `(` $schedule^ `)`)?
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($lse) `,` type($d_output) `->` type($d_query) `,` type($d_key) `,` type($d_value)
