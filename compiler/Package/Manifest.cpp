@@ -80,7 +80,7 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
     } else {
       ordered_json kernels = ordered_json::object();
       for (const ManifestInfo::BackwardKernel &k : info.backwardKernels) {
-        bool kvGrid = k.role == "dkdv";
+        bool kvGrid = k.role == "dkdv" || k.role == "dkdv_convert";
         kernels[k.role] = {
             {"entry", k.entry},
             {"grid", kvGrid ? ordered_json{"kv_tiles", "heads.kv", "batch"}
@@ -89,6 +89,8 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
             {"shared_bytes", k.sharedBytes}};
         if (kvGrid)
           kernels[k.role]["block_n"] = k.blockN; // kv_tiles = ceil(seq_len.kv / block_n)
+        if (k.role == "dkdv")
+          kernels[k.role]["group_splits"] = k.groupSplits; // grid y = heads.kv x group_splits
       }
       b["kernels"] = kernels;
     }

@@ -967,6 +967,63 @@ __device__ __forceinline__ void storeGrad(const attnc_tensor_view &t, int64_t b,
   storeTile<Cfg>(t, b, tile, head, scaled, staging);
 }
 
+//===----------------------------------------------------------------------===//
+// GQA groups split over several blocks (few kv heads: MQA)
+//===----------------------------------------------------------------------===//
+
+/// attn.store_grad of a dK/dV kernel whose group is split over S blocks: stores scale * grad in
+/// float32 into row `slice` (split s of batch b: s * B + b) of `partial` ([S * B, N, H, D]),
+/// the rows of kv tile `tile` inside N, straight from the accumulator fragments.
+template <class Cfg>
+__device__ __forceinline__ void storeGradPartial(const attnc_tensor_view &partial, int64_t slice,
+                                                 int64_t tile, int64_t head,
+                                                 const AccTile<Cfg> &grad, float scale) {
+  float *base = static_cast<float *>(partial.data) + slice * partial.strides[0] +
+                head * partial.strides[2];
+  const int64_t n = partial.shape[1];
+#pragma unroll
+  for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
+#pragma unroll
+    for (int half = 0; half < kRowsPerThread; ++half) {
+      const int64_t row = tile * Cfg::kBlockM + fragmentRow<Cfg>(rb, half);
+      if (row >= n)
+        continue;
+      float *out = base + row * partial.strides[1];
+#pragma unroll
+      for (int j = 0; j < Cfg::kDimTiles; ++j)
+        *reinterpret_cast<float2 *>(out + fragmentCol(j, 0)) =
+            make_float2(grad.v[rb][j][2 * half] * scale, grad.v[rb][j][2 * half + 1] * scale);
+    }
+}
+
+/// attnc_backward_dkdv_convert_kernel: grad = the sum of the `splits` float32 partials of kv tile
+/// `tile` (in split order: bitwise reproducible), rounded to the element type, rows inside N.
+template <class Cfg>
+__device__ __forceinline__ void sumGradPartials(const attnc_tensor_view &partial, int64_t splits,
+                                                const attnc_tensor_view &grad, int64_t b,
+                                                int64_t tile, int64_t head) {
+  constexpr int kPairsPerRow = Cfg::kHeadDim / 2;
+  const int64_t n = grad.shape[1], batch = grad.shape[0];
+  for (int i = static_cast<int>(threadIdx.x); i < Cfg::kBlockM * kPairsPerRow;
+       i += static_cast<int>(blockDim.x)) {
+    const int64_t row = tile * Cfg::kBlockM + i / kPairsPerRow;
+    const int col = 2 * (i % kPairsPerRow);
+    if (row >= n)
+      continue;
+    float2 sum = make_float2(0.0f, 0.0f);
+    for (int64_t s = 0; s < splits; ++s) {
+      const float2 v = *reinterpret_cast<const float2 *>(
+          static_cast<const float *>(partial.data) + (s * batch + b) * partial.strides[0] +
+          row * partial.strides[1] + head * partial.strides[2] + col);
+      sum.x += v.x;
+      sum.y += v.y;
+    }
+    uint16_t *out = static_cast<uint16_t *>(grad.data) + b * grad.strides[0] +
+                    row * grad.strides[1] + head * grad.strides[2] + col;
+    *reinterpret_cast<uint32_t *>(out) = packFloat2<Cfg::kIsBf16>(sum.x, sum.y);
+  }
+}
+
 } // namespace attnc_cuda
 
 #endif // ATTNC_CUDA_BWD_CUH

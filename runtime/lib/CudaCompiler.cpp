@@ -115,6 +115,7 @@ std::string loadModule(CudaModule &m, std::string_view cubin, const PackageData 
   backward(package.dkdv, m.dkdv);
   backward(package.dq, m.dq);
   backward(package.dqConvert, m.dqConvert);
+  backward(package.dkdvConvert, m.dkdvConvert);
   m.module = module;
   m.function = function;
   return "";
@@ -127,7 +128,8 @@ launches(const CudaModule &m, const PackageData &package,
   forward = {package.entry, package.threadsPerBlock, package.sharedBytes};
   std::vector<std::pair<CUfunction, const PackageData::CudaLaunch *>> all = {{m.function, &forward}};
   for (auto [f, launch] : {std::pair{m.preprocess, &package.preprocess}, {m.dkdv, &package.dkdv},
-                           {m.dq, &package.dq}, {m.dqConvert, &package.dqConvert}})
+                           {m.dq, &package.dq}, {m.dqConvert, &package.dqConvert},
+                           {m.dkdvConvert, &package.dkdvConvert}})
     if (f)
       all.push_back({f, launch});
   return all;

@@ -39,7 +39,8 @@ public:
   cuda::CUfunction function = nullptr; ///< the entry point
   /// The backward kernels (PackageData's preprocess, dkdv, dq, dqConvert);
   /// null where the package has none.
-  cuda::CUfunction preprocess = nullptr, dkdv = nullptr, dq = nullptr, dqConvert = nullptr;
+  cuda::CUfunction preprocess = nullptr, dkdv = nullptr, dq = nullptr, dqConvert = nullptr,
+                   dkdvConvert = nullptr;
   std::string arch;                    ///< "sm_90"
   bool fromCache = false;              ///< loaded from an existing cache entry
 };

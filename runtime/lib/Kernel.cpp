@@ -415,18 +415,28 @@ void Kernel::backwardCuda(attnc_backward_args &args, void *stream) {
   const int64_t deltaElems = args.batch * p.queryHeads * args.nq;
   const int64_t deltaBytes = (deltaElems * 4 + 15) / 16 * 16;
   const int64_t accumBytes = p.deterministic ? 0 : args.batch * args.nq * p.queryHeads * p.headDim * 4;
+  // dK, dV partials of a group split over several blocks: [S * B, Nk, Hkv, D] each.
+  const int64_t splits = p.dkdv.groupSplits;
+  const int64_t partialBytes =
+      splits > 1 ? splits * args.batch * args.nk * p.kvHeads * p.headDim * 4 : 0;
   const auto cuStream = static_cast<CUstream>(stream);
   CUdeviceptr workspace = 0;
-  if (deltaBytes + accumBytes > 0)
-    if (CUresult result = d.cuMemAllocAsync(&workspace, static_cast<size_t>(deltaBytes + accumBytes),
+  const int64_t workspaceBytes = deltaBytes + accumBytes + 2 * partialBytes;
+  if (workspaceBytes > 0)
+    if (CUresult result = d.cuMemAllocAsync(&workspace, static_cast<size_t>(workspaceBytes),
                                             cuStream))
       fail(ATTNRT_ERROR_KERNEL, "kernel \"" + p.name + "\": cuMemAllocAsync (" +
-                                    std::to_string(deltaBytes + accumBytes) +
+                                    std::to_string(workspaceBytes) +
                                     " bytes of backward workspace): " + resultText(d, result));
   auto *base = reinterpret_cast<char *>(static_cast<uintptr_t>(workspace));
   args.delta = floatView(base, {args.batch, p.queryHeads, args.nq});
   args.dq_accum = floatView(p.deterministic ? nullptr : base + deltaBytes,
                             {args.batch, args.nq, p.queryHeads, p.headDim});
+  char *partials = base + deltaBytes + accumBytes;
+  args.dk_partial = floatView(splits > 1 ? partials : nullptr,
+                              {splits * args.batch, args.nk, p.kvHeads, p.headDim});
+  args.dv_partial = floatView(splits > 1 ? partials + partialBytes : nullptr,
+                              {splits * args.batch, args.nk, p.kvHeads, p.headDim});
   struct FreeWorkspace {
     const Driver &d;
     CUdeviceptr memory;
@@ -440,11 +450,17 @@ void Kernel::backwardCuda(attnc_backward_args &args, void *stream) {
   const unsigned queryGrid[3] = {static_cast<unsigned>(queryTiles),
                                  static_cast<unsigned>(p.queryHeads),
                                  static_cast<unsigned>(args.batch)};
-  const unsigned kvGrid[3] = {static_cast<unsigned>(kvTiles), static_cast<unsigned>(p.kvHeads),
+  const unsigned kvGrid[3] = {static_cast<unsigned>(kvTiles),
+                              static_cast<unsigned>(p.kvHeads * splits),
                               static_cast<unsigned>(args.batch)};
+  const unsigned convertGrid[3] = {static_cast<unsigned>(kvTiles),
+                                   static_cast<unsigned>(p.kvHeads),
+                                   static_cast<unsigned>(args.batch)};
   args.num_threads = static_cast<int32_t>(p.dkdv.threadsPerBlock);
   launchCuda(cuda_->preprocess, p.preprocess, queryGrid, &args, stream);
   launchCuda(cuda_->dkdv, p.dkdv, kvGrid, &args, stream);
+  if (splits > 1)
+    launchCuda(cuda_->dkdvConvert, p.dkdvConvert, convertGrid, &args, stream);
   if (p.deterministic)
     launchCuda(cuda_->dq, p.dq, queryGrid, &args, stream);
   else

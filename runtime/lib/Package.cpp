@@ -256,6 +256,14 @@ void checkBackward(const ManifestReader &reader, const Json &root, bool cuda, Pa
   p.dkdv = cudaBackwardKernel(reader, kernels, "dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvGrid);
   const Json &dkdv = reader.object(kernels, "backward.kernels", "dkdv");
   p.dkdv.blockN = reader.integerAtLeast(dkdv, "backward.kernels.dkdv", "block_n", 1);
+  p.dkdv.groupSplits = reader.integerAtLeast(dkdv, "backward.kernels.dkdv", "group_splits", 1);
+  if ((p.queryHeads / p.kvHeads) % p.dkdv.groupSplits != 0)
+    reader.error("backward.kernels.dkdv.group_splits: " + std::to_string(p.dkdv.groupSplits) +
+                 " must divide the query heads per kv head (" +
+                 std::to_string(p.queryHeads / p.kvHeads) + ")");
+  if (p.dkdv.groupSplits > 1)
+    p.dkdvConvert = cudaBackwardKernel(reader, kernels, "dkdv_convert",
+                                       ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL, kvGrid);
   if (p.schedule == ScheduleKind::Table && p.dkdv.blockN != p.blockN)
     reader.error("backward.kernels.dkdv.block_n: " + std::to_string(p.dkdv.blockN) +
                  " must equal tile.block_n (" + std::to_string(p.blockN) +

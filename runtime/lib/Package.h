@@ -64,6 +64,7 @@ struct PackageData {
     std::string entry;
     int64_t threadsPerBlock = 0, sharedBytes = 0;
     int64_t blockN = 0; ///< dkdv: keys per kv tile, grid x = ceil(nk / blockN)
+    int64_t groupSplits = 1; ///< dkdv: blocks per (kv tile, kv head), grid y = Hkv x this
   };
   /// The backward pass ("backward" in the manifest): present, and dQ by the
   /// separate deterministic pass (else float32 atomics, CUDA only).
@@ -73,6 +74,7 @@ struct PackageData {
   /// CUDA: the kernels in launch order; dq is the deterministic pass,
   /// dqConvert the atomic one's conversion (one of the two is empty).
   CudaLaunch preprocess, dkdv, dq, dqConvert;
+  CudaLaunch dkdvConvert; ///< sums dK, dV partials when dkdv.groupSplits > 1 (else empty)
 };
 
 /// "cpu" or "cuda".

@@ -16,6 +16,7 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringExtras.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -509,6 +510,9 @@ private:
   func::FuncOp func;
   bool cuda;
   int64_t blockM = 0, blockN = 0, kvBlockN = 0, headDim = 0;
+  /// CUDA: blocks that share a kv tile's GQA group (each walks headsPerBlock
+  /// query heads; dK and dV are summed by the dK/dV convert kernel).
+  int64_t splits = 1, headsPerBlock = 1;
 };
 
 void GradPrinter::carry(Block &body, unsigned firstState, ValueRange inits, ValueRange results) {
@@ -757,12 +761,14 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
                 : "// Column table, built by the runtime at launch: the query tiles that see kv "
                   "tile ")
        << kt << ", for every head of the group.\n";
-    os << in << "const GroupSchedule<" << columns << ", KV_GROUP> schedule(\n"
+    std::string group = splits > 1 ? "HEADS_PER_BLOCK" : "KV_GROUP";
+    std::string slot = splits > 1 ? "kv_slot" : kvHead;
+    os << in << "const GroupSchedule<" << columns << ", " << group << "> schedule(\n"
        << in << "    " << columns << "("
        << (band ? "kBand, " + kt + ", args.nq, args.nk" : "args.columns, " + kt) << "));\n";
     os << in << "QdoPipeline<DkdvCfg, decltype(schedule)> qdo(schedule, args, "
        << name(qLoop->getParentOfType<GradKvLoopOp>().getBody().front().getArgument(0)) << ", "
-       << kvHead << ", smem);\n";
+       << slot << ", smem);\n";
     os << in << "KvRows<DkdvCfg> k_rows; // the warp's rows of K (registers if HEAD_DIM <= 64, "
                 "else smem)\n";
     os << in << "loadKvRows<DkdvCfg, decltype(qdo)::kGroupsInFlight>(smem.k, k_rows);\n";
@@ -776,7 +782,7 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
                 "schedule.next(step)) {\n";
     ++depth;
     os << indent() << "[[maybe_unused]] const int64_t " << name(body.getArgument(0)) << " = "
-       << kvHead << " * KV_GROUP + step.group; // the step's query head\n";
+       << slot << " * " << group << " + step.group; // the step's query head\n";
     os << indent() << "const int64_t " << name(body.getArgument(1))
        << " = schedule.queryTile(step);\n";
     os << indent() << "const bool " << name(body.getArgument(2)) << " = schedule.partial(step);\n";
@@ -882,7 +888,14 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
     Block *body = y->getBlock();
     std::string b = name(body->getArgument(0)), h = name(body->getArgument(1)),
                 tile = name(body->getArgument(2));
-    if (kvPass) {
+    if (kvPass && splits > 1) {
+      os << in << "// This block's part of the group: float32 partials, summed by "
+                  "attnc_backward_dkdv_convert_kernel.\n";
+      os << in << "storeGradPartial(args.dk_partial, split * args.batch + " << b << ", " << tile
+         << ", " << h << ", " << name(y.getValues()[0]) << ", SCALE); // dK = scale dK\n";
+      os << in << "storeGradPartial(args.dv_partial, split * args.batch + " << b << ", " << tile
+         << ", " << h << ", " << name(y.getValues()[1]) << ", 1.0f);\n";
+    } else if (kvPass) {
       os << in << "storeGrad(args.dk, " << b << ", " << tile << ", " << h << ", "
          << name(y.getValues()[0]) << ", SCALE, smem.k); // dK = scale dK\n";
       os << in << "storeGrad(args.dv, " << b << ", " << tile << ", " << h << ", "
@@ -914,6 +927,10 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
              ? "; // keys per kv tile of the dK/dV kernel (the table's BLOCK_N)\n"
                             : "; // keys per kv tile of the dK/dV kernel: the band's closed form "
                               "does not tie it to BLOCK_N\n");
+  if (splits > 1)
+    os << "constexpr int GROUP_SPLITS = " << splits
+       << "; // dK/dV blocks per kv tile and kv head, each over HEADS_PER_BLOCK query heads\n"
+       << "constexpr int HEADS_PER_BLOCK = KV_GROUP / GROUP_SPLITS;\n";
   os << "using DkdvCfg = DkdvConfig<IS_BF16, BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // rows: keys, "
         "columns: queries\n";
   os << "using DqCfg = DqConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>;\n";
@@ -949,13 +966,32 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
         "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
         "  DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);\n";
   printGridPoint(os, isa<BandScheduleAttr>(kvLoop.getSchedule()), "blockIdx.x", "args.columns",
-                 name(kvBody.getArgument(2)), name(kvBody.getArgument(1)),
+                 name(kvBody.getArgument(2)),
+                 splits > 1 ? "kv_slot" : name(kvBody.getArgument(1)),
                  name(kvBody.getArgument(0)));
+  if (splits > 1) {
+    os << "  const int64_t " << name(kvBody.getArgument(1))
+       << " = kv_slot / GROUP_SPLITS; // grid y: kv head x GROUP_SPLITS + split\n";
+    os << "  const int64_t split = kv_slot % GROUP_SPLITS; // this block's HEADS_PER_BLOCK query "
+          "heads of the group\n";
+  }
   depth = 1;
   if (failed(printCudaBlock(kvBody)))
     return failure();
   os << "}\n\n";
 
+  if (splits > 1) {
+    os << "/// dK and dV of kv tile kt of kv head kv_head in batch b: the sum of the GROUP_SPLITS "
+          "blocks'\n/// float32 partials, in split order, rounded. Grid (kv tiles, KV_HEADS, "
+          "batch), DkdvCfg::kNumThreads\n/// threads, no shared memory.\n";
+    os << "extern \"C\" __global__ void __launch_bounds__(DkdvCfg::kNumThreads)\n"
+          "    attnc_backward_dkdv_convert_kernel(const __grid_constant__ attnc_backward_args "
+          "args) {\n  const int64_t kt = blockIdx.x;\n  const int64_t kv_head = blockIdx.y;\n"
+          "  const int64_t b = blockIdx.z;\n"
+          "  sumGradPartials<DkdvCfg>(args.dk_partial, GROUP_SPLITS, args.dk, b, kt, kv_head);\n"
+          "  sumGradPartials<DkdvCfg>(args.dv_partial, GROUP_SPLITS, args.dv, b, kt, kv_head);\n"
+          "}\n\n";
+  }
   if (!atomic) {
     Block &qBody = qLoop.getBody().front();
     os << "/// Deterministic dQ of query tile qt of query head h in batch b, over the forward's "
@@ -996,8 +1032,11 @@ LogicalResult GradPrinter::print() {
   kvBlockN = kvLoop.getTile().getBlockN();
   blockN = qLoop ? qLoop.getTile().getBlockN() : kvBlockN;
   headDim = kvLoop.getQuery().getType().getDimSize(3);
-  if (cuda)
+  if (cuda) {
+    splits = cudaBackwardGroupSplits(kvLoop.getQueryHeads() / kvLoop.getKvHeads());
+    headsPerBlock = kvLoop.getQueryHeads() / kvLoop.getKvHeads() / splits;
     return printCuda(kvLoop, qLoop);
+  }
   if (!qLoop)
     return func.emitError("the CPU backward needs attn.grad_q_loop (attn-schedule-recompute with "
                           "deterministic: CPU kernels have no float32 atomics)");
@@ -1067,6 +1106,17 @@ int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t
   // row padded by one 16-byte chunk (8 elements of 2 bytes).
   constexpr int64_t kElementBytes = 2, kPadElems = 8;
   return kElementBytes * (headDim + kPadElems) * (blockM + 2 * stages * blockN);
+}
+
+int64_t cudaBackwardGroupSplits(int64_t group) {
+  // At most kMaxHeadsPerBlock query heads per dK/dV block: the largest
+  // divisor of the group up to it. MQA's one kv head would otherwise give as
+  // few blocks as kv tiles, each walking every query head in turn.
+  constexpr int64_t kMaxHeadsPerBlock = 4;
+  int64_t heads = std::min(group, kMaxHeadsPerBlock);
+  while (group % heads)
+    --heads;
+  return group / heads;
 }
 
 int64_t cudaBackwardSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, bool dkdv,

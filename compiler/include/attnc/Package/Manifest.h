@@ -40,7 +40,8 @@ struct ManifestInfo {
   struct BackwardKernel {
     std::string role, entry;
     int64_t threadsPerBlock = 0, sharedBytes = 0;
-    int64_t blockN = 0; ///< dkdv: keys per kv tile (grid x = ceil(seq_len.kv / block_n))
+    int64_t blockN = 0; ///< dkdv(_convert): keys per kv tile (grid x = ceil(seq_len.kv / block_n))
+    int64_t groupSplits = 1; ///< dkdv: blocks per (kv tile, kv head): grid y = heads.kv x this
   };
   /// The backward pass, when the source has one.
   bool backward = false;

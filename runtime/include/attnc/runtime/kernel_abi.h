@@ -117,6 +117,11 @@ typedef struct attnc_backward_args {
   attnc_tensor_view delta;     /* workspace, float32 [B, Hq, Nq] contiguous */
   attnc_tensor_view dq_accum;  /* workspace, float32 [B, Nq, Hq, D] contiguous:
                                   CUDA with atomic dQ only (else data NULL) */
+  attnc_tensor_view dk_partial, dv_partial; /* workspace, float32 [S * B, Nk, Hkv, D]
+                                  contiguous: CUDA dK/dV kernels whose GQA group is
+                                  split over S blocks (manifest group_splits > 1)
+                                  write split s of batch b at row s * B + b (scaled
+                                  like dK, dV); else data NULL */
   int64_t batch, nq, nk;
   attnc_schedule_table schedule; /* forward (row) table */
   attnc_schedule_table columns;  /* transposed (column) table */
@@ -135,6 +140,10 @@ typedef int (*attnc_backward_fn)(const attnc_backward_args *args);
  *                                     with atomic dQ also zeroes dq_accum
  *   attnc_backward_dkdv_kernel        grid (ceil(nk / BLOCK_N), Hkv, B): dK, dV
  *                                     (and, atomic dQ, dq_accum += scale dS K)
+ *                                     (grid y is Hkv * S when the manifest splits
+ *                                     each group's query heads over S blocks)
+ *   attnc_backward_dkdv_convert_kernel grid (ceil(nk / BLOCK_N), Hkv, B), S > 1 only:
+ *                                     dK, dV = the sum of the S partials, rounded
  *   attnc_backward_dq_kernel          grid (ceil(nq / BLOCK_M), Hq, B):
  *                                     deterministic dQ: dQ, one block per tile
  *   or attnc_backward_dq_convert_kernel grid (ceil(nq / BLOCK_M), Hq, B):
@@ -145,6 +154,7 @@ typedef int (*attnc_backward_fn)(const attnc_backward_args *args);
 #define ATTNC_CUDA_BACKWARD_DKDV_SYMBOL "attnc_backward_dkdv_kernel"
 #define ATTNC_CUDA_BACKWARD_DQ_SYMBOL "attnc_backward_dq_kernel"
 #define ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL "attnc_backward_dq_convert_kernel"
+#define ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL "attnc_backward_dkdv_convert_kernel"
 
 #ifdef __cplusplus
 }
