@@ -965,7 +965,15 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
         "    attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {\n"
         "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
         "  DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);\n";
-  printGridPoint(os, isa<BandScheduleAttr>(kvLoop.getSchedule()), "blockIdx.x", "args.columns",
+  // Tables: the heaviest kv tiles first within each kv head (tableKvTile); the
+  // grid-wide order (tableGridPoint) keeps three more values live, and the
+  // D 128 table kernel sits at 252-254 registers: it spilled.
+  if (!isa<BandScheduleAttr>(kvLoop.getSchedule()))
+    os << "  // The column table's heaviest kv tiles first (row_order), per kv head.\n";
+  printGridPoint(os, /*band=*/true,
+                 isa<BandScheduleAttr>(kvLoop.getSchedule()) ? "blockIdx.x"
+                                                             : "tableKvTile(args.columns)",
+                 "args.columns",
                  name(kvBody.getArgument(2)),
                  splits > 1 ? "kv_slot" : name(kvBody.getArgument(1)),
                  name(kvBody.getArgument(0)));
