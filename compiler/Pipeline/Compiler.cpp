@@ -132,7 +132,7 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
     info.backwardKernels.push_back(
         {"dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvBlockN / kRowsPerWarp * kWarpSize,
          cudaBackwardSharedBytes(info.blockM, kvBlockN, headDim, true, !info.deterministic),
-         kvBlockN, cudaBackwardGroupSplits(s.queryHeads / s.kvHeads)});
+         kvBlockN, cudaBackwardGroupSplits(s.queryHeads / s.kvHeads, info.band.has_value())});
     if (info.backwardKernels.back().groupSplits > 1)
       info.backwardKernels.push_back({"dkdv_convert", ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL,
                                       kvBlockN / kRowsPerWarp * kWarpSize, 0, kvBlockN});

@@ -1041,7 +1041,8 @@ LogicalResult GradPrinter::print() {
   blockN = qLoop ? qLoop.getTile().getBlockN() : kvBlockN;
   headDim = kvLoop.getQuery().getType().getDimSize(3);
   if (cuda) {
-    splits = cudaBackwardGroupSplits(kvLoop.getQueryHeads() / kvLoop.getKvHeads());
+    splits = cudaBackwardGroupSplits(kvLoop.getQueryHeads() / kvLoop.getKvHeads(),
+                                     isa<BandScheduleAttr>(kvLoop.getSchedule()));
     headsPerBlock = kvLoop.getQueryHeads() / kvLoop.getKvHeads() / splits;
     return printCuda(kvLoop, qLoop);
   }
@@ -1116,10 +1117,14 @@ int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t
   return kElementBytes * (headDim + kPadElems) * (blockM + 2 * stages * blockN);
 }
 
-int64_t cudaBackwardGroupSplits(int64_t group) {
+int64_t cudaBackwardGroupSplits(int64_t group, bool band) {
   // At most kMaxHeadsPerBlock query heads per dK/dV block: the largest
   // divisor of the group up to it. MQA's one kv head would otherwise give as
-  // few blocks as kv tiles, each walking every query head in turn.
+  // few blocks as kv tiles, each walking every query head in turn. Table
+  // schedules keep whole groups: their D 128 kernel sits at 252-255
+  // registers, and the split's extra live values made it spill (sm_90).
+  if (!band)
+    return 1;
   constexpr int64_t kMaxHeadsPerBlock = 4;
   int64_t heads = std::min(group, kMaxHeadsPerBlock);
   while (group % heads)

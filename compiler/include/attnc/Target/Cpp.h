@@ -24,8 +24,8 @@ mlir::LogicalResult emitKernel(mlir::ModuleOp module, KernelTarget target,
 int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages);
 
 /// How many dK/dV blocks of the CUDA backward share a kv tile's GQA group of
-/// `group` query heads (1: one block walks them all).
-int64_t cudaBackwardGroupSplits(int64_t group);
+/// `group` query heads (1: one block walks them all); band schedules only.
+int64_t cudaBackwardGroupSplits(int64_t group, bool band);
 
 /// Dynamic shared memory of the backward's CUDA kernels: the kv-stationary
 /// dK/dV kernel (`dkdv`, with the dS^T staging tile when `atomicDq`) or the
