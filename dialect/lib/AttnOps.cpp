@@ -250,7 +250,9 @@ void GradQLoopOp::getAsmBlockArgumentNames(Region &region, OpAsmSetValueNameFn s
   }
 }
 
-void GradQLoopOp::getAsmResultNames(OpAsmSetValueNameFn setName) { setName(getDQuery(), "dq"); }
+void GradQLoopOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
+  setName(getDQuery(), "d_query");
+}
 void GradPreprocessOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
   setName(getDelta(), "delta");
 }

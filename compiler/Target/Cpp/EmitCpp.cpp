@@ -604,12 +604,9 @@ LogicalResult GradPrinter::printOp(Operation *op) {
     os << in << "const int64_t kv_head = " << name(div.getLhs())
        << " / KV_GROUP; // GQA: the kv head of query head " << name(div.getLhs()) << "\n";
   } else if (auto load = dyn_cast<LoadTileOp>(op)) {
-    auto type = cast<RankedTensorType>(load.getType());
+    bool kv = load.getSource() == func.getArgument(1) || load.getSource() == func.getArgument(2);
     os << in << cppType(load) << " " << name(load) << "; // ("
-       << (type.getDimSize(0) == blockN && load.getSource() != func.getArgument(0) &&
-                   load.getSource() != func.getArgument(5)
-               ? "BLOCK_N"
-               : "BLOCK_M")
+       << (!kv ? "BLOCK_M" : op->getParentOfType<GradKvLoopOp>() ? "DKDV_BLOCK_N" : "BLOCK_N")
        << ", HEAD_DIM)\n";
     os << in << "loadTile<IS_BF16>(" << tensorArg(load.getSource()) << ", " << name(load.getBatch())
        << ", " << name(load.getTile()) << ", " << name(load.getHead()) << ", "
