@@ -569,6 +569,24 @@ TEST(RuntimePackage, ForeignAttncVersion) {
                  ATTNC_VERSION + "\": recompile the package");
 }
 
+// The manifest's backward section (runtime/README.md, "Backward"): CPU
+// packages name attnc_backward and compute dQ in the separate pass.
+TEST(RuntimePackage, BackwardSectionIsChecked) {
+  Json m = makeManifest(kRuntimeGlobalSpec, markerSource());
+  m["backward"] = {{"dq", "separate"}, {"entry", "attnc_forward"}};
+  EXPECT_HAS(manifestError(m, markerSource()),
+             "backward.entry: expected \"attnc_backward\", got \"attnc_forward\"");
+  m["backward"] = {{"dq", "atomic"}, {"entry", "attnc_backward"}};
+  EXPECT_HAS(manifestError(m, markerSource()),
+             "backward.dq: CPU kernels compute dQ in the separate pass: expected \"separate\", "
+             "got \"atomic\"");
+  m["backward"] = {{"dq", "sometimes"}, {"entry", "attnc_backward"}};
+  EXPECT_HAS(manifestError(m, markerSource()),
+             "backward.dq: expected \"separate\" or \"atomic\", got \"sometimes\"");
+  m["backward"] = 3;
+  EXPECT_HAS(manifestError(m, markerSource()), "backward");
+}
+
 TEST(RuntimePackage, WrongAbiVersion) {
   Json m = makeManifest(kRuntimeGlobalSpec, markerSource());
   m["abi_version"] = ATTNC_KERNEL_ABI_VERSION + 1;

@@ -93,6 +93,45 @@ protected:
 
   std::string indent() const { return std::string(depth * 2, ' '); }
 
+  /// Opens the CPU loop over a schedule, one indentation level deeper: for
+  /// tile `fixed` (a query tile; `transposed`: a kv tile of the dK/dV pass),
+  /// the tiles `loop` it visits, with `partial` set. Band schedules from the
+  /// closed form (EMPTY tiles skipped), others from the launch-time table
+  /// (args.schedule, or args.columns when transposed; `entry` its entry).
+  void openCpuScheduleLoop(bool band, bool transposed, const std::string &fixed,
+                           const std::string &loop, const std::string &partial) {
+    const std::string blockN = transposed ? "DKDV_BLOCK_N" : "BLOCK_N";
+    if (band) {
+      const std::string first = transposed ? "firstQt" : "firstKt",
+                        last = transposed ? "lastQt" : "lastKt";
+      os << indent()
+         << (transposed ? "// Transposed closed-form schedule: the query tiles that see kv tile " +
+                              fixed + ".\n"
+                        : std::string("// Closed-form schedule: the band's kv tiles, classified "
+                                      "from indices.\n"));
+      os << indent() << "int64_t " << first << " = 0, " << last << " = -1;\n";
+      os << indent() << (transposed ? "bandRowTiles" : "bandColumnTiles") << "(kBand, " << fixed
+         << ", BLOCK_M, " << blockN << ", args.nq, args.nk, " << first << ", " << last << ");\n";
+      os << indent() << "for (int64_t " << loop << " = " << first << "; " << loop << " <= " << last
+         << "; ++" << loop << ") {\n";
+      ++depth;
+      const std::string &qt = transposed ? loop : fixed, &kt = transposed ? fixed : loop;
+      os << indent() << "const TileClass cls = bandTile(kBand, " << qt << ", " << kt
+         << ", BLOCK_M, " << blockN << ", args.nq, args.nk);\n";
+      os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
+      os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
+      return;
+    }
+    const std::string table = transposed ? "args.columns" : "args.schedule";
+    os << indent() << (transposed ? "// Transposed table schedule" : "// Table schedule")
+       << ", built by the runtime at launch.\n";
+    os << indent() << "for (int64_t entry = " << table << ".row_offsets[" << fixed
+       << "]; entry < " << table << ".row_offsets[" << fixed << " + 1]; ++entry) {\n";
+    ++depth;
+    os << indent() << "const int64_t " << loop << " = " << table << ".col_tiles[entry];\n";
+    os << indent() << "const bool " << partial << " = !" << table << ".full[entry];\n";
+  }
+
   llvm::raw_ostream &os;
   AsmState asmState;
   llvm::DenseMap<Value, std::string> aliases;
@@ -217,25 +256,9 @@ LogicalResult CppPrinter::printKvLoop(KvLoopOp op) {
       os << indent() << "const int64_t " << kt << " = schedule.kvTile(entry);\n";
       os << indent() << "const bool " << partial << " = schedule.partial(entry);\n";
     }
-  } else if (auto band = dyn_cast<BandScheduleAttr>(op.getSchedule())) {
-    os << indent() << "// Closed-form schedule: the band's kv tiles, classified from indices.\n";
-    os << indent() << "int64_t firstKt = 0, lastKt = -1;\n";
-    os << indent() << "bandColumnTiles(kBand, " << name(op.getQtile())
-       << ", BLOCK_M, BLOCK_N, args.nq, args.nk, firstKt, lastKt);\n";
-    os << indent() << "for (int64_t " << kt << " = firstKt; " << kt << " <= lastKt; ++" << kt
-       << ") {\n";
-    ++depth;
-    os << indent() << "const TileClass cls = bandTile(kBand, " << name(op.getQtile()) << ", " << kt
-       << ", BLOCK_M, BLOCK_N, args.nq, args.nk);\n";
-    os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
-    os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
   } else {
-    os << indent() << "// Table schedule, built by the runtime at launch.\n";
-    os << indent() << "for (int64_t entry = args.schedule.row_offsets[" << name(op.getQtile())
-       << "]; entry < args.schedule.row_offsets[" << name(op.getQtile()) << " + 1]; ++entry) {\n";
-    ++depth;
-    os << indent() << "const int64_t " << kt << " = args.schedule.col_tiles[entry];\n";
-    os << indent() << "const bool " << partial << " = !args.schedule.full[entry];\n";
+    openCpuScheduleLoop(isa<BandScheduleAttr>(op.getSchedule()), /*transposed=*/false,
+                        name(op.getQtile()), kt, partial);
   }
   if (failed(printBlock(body)))
     return failure();
@@ -533,27 +556,8 @@ LogicalResult GradPrinter::printQLoop(QLoopOp op) {
   os << indent() << "for (int64_t " << h << " = " << kvHead << " * KV_GROUP; " << h << " < ("
      << kvHead << " + 1) * KV_GROUP; ++" << h << ") {\n";
   ++depth;
-  if (isa<BandScheduleAttr>(op.getSchedule())) {
-    os << indent() << "// Transposed closed-form schedule: the query tiles that see kv tile "
-       << kt << ".\n";
-    os << indent() << "int64_t firstQt = 0, lastQt = -1;\n";
-    os << indent() << "bandRowTiles(kBand, " << kt
-       << ", BLOCK_M, DKDV_BLOCK_N, args.nq, args.nk, firstQt, lastQt);\n";
-    os << indent() << "for (int64_t " << qt << " = firstQt; " << qt << " <= lastQt; ++" << qt
-       << ") {\n";
-    ++depth;
-    os << indent() << "const TileClass cls = bandTile(kBand, " << qt << ", " << kt
-       << ", BLOCK_M, DKDV_BLOCK_N, args.nq, args.nk);\n";
-    os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
-    os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
-  } else {
-    os << indent() << "// Transposed table schedule, built by the runtime at launch.\n";
-    os << indent() << "for (int64_t entry = args.columns.row_offsets[" << kt
-       << "]; entry < args.columns.row_offsets[" << kt << " + 1]; ++entry) {\n";
-    ++depth;
-    os << indent() << "const int64_t " << qt << " = args.columns.col_tiles[entry];\n";
-    os << indent() << "const bool " << partial << " = !args.columns.full[entry];\n";
-  }
+  openCpuScheduleLoop(isa<BandScheduleAttr>(op.getSchedule()), /*transposed=*/true, kt, qt,
+                      partial);
   if (failed(printBlock(body)))
     return failure();
   --depth;
@@ -568,26 +572,8 @@ LogicalResult GradPrinter::printKvLoop(KvLoopOp op) {
   carry(body, 2, op.getInitArgs(), op.getResults());
   std::string kt = name(body.getArgument(0)), partial = name(body.getArgument(1)),
               qt = name(op.getQtile());
-  if (isa<BandScheduleAttr>(op.getSchedule())) {
-    os << indent() << "// Closed-form schedule: the band's kv tiles, classified from indices.\n";
-    os << indent() << "int64_t firstKt = 0, lastKt = -1;\n";
-    os << indent() << "bandColumnTiles(kBand, " << qt
-       << ", BLOCK_M, BLOCK_N, args.nq, args.nk, firstKt, lastKt);\n";
-    os << indent() << "for (int64_t " << kt << " = firstKt; " << kt << " <= lastKt; ++" << kt
-       << ") {\n";
-    ++depth;
-    os << indent() << "const TileClass cls = bandTile(kBand, " << qt << ", " << kt
-       << ", BLOCK_M, BLOCK_N, args.nq, args.nk);\n";
-    os << indent() << "if (cls == TileClass::Empty)\n" << indent() << "  continue;\n";
-    os << indent() << "const bool " << partial << " = cls == TileClass::Partial;\n";
-  } else {
-    os << indent() << "// Table schedule, built by the runtime at launch.\n";
-    os << indent() << "for (int64_t entry = args.schedule.row_offsets[" << qt
-       << "]; entry < args.schedule.row_offsets[" << qt << " + 1]; ++entry) {\n";
-    ++depth;
-    os << indent() << "const int64_t " << kt << " = args.schedule.col_tiles[entry];\n";
-    os << indent() << "const bool " << partial << " = !args.schedule.full[entry];\n";
-  }
+  openCpuScheduleLoop(isa<BandScheduleAttr>(op.getSchedule()), /*transposed=*/false, qt, kt,
+                      partial);
   if (failed(printBlock(body)))
     return failure();
   --depth;
