@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes bench/packages/<case>/ (CUDA kernel package + report.json) for every
-# bench/specs/*.json, with attnc from BUILD_DIR (default build). Run where attnc
-# is built; carry bench/packages to the GPU machine for bench.py.
+# bench/specs/*.json, with attnc from BUILD_DIR (default build), for the
+# H100 (--arch sm_90a: the Hopper wgmma forward where attn-tile allows it).
+# Run where attnc is built; carry bench/packages to the GPU machine for
+# bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 attnc=${BUILD_DIR:-build}/bin/attnc
@@ -11,7 +13,7 @@ git rev-parse --short HEAD > "$out/COMMIT" 2>/dev/null || echo unknown > "$out/C
 for spec in bench/specs/*.json; do
   name=$(basename "$spec" .json)
   [[ "$name" == *_layout ]] && continue
-  "$attnc" "$spec" --emit=package --target=cuda -o "$out/$name"
-  "$attnc" "$spec" --emit=report --json -o "$out/$name/report.json"
+  "$attnc" "$spec" --emit=package --target=cuda --arch=sm_90a -o "$out/$name"
+  "$attnc" "$spec" --emit=report --json --arch=sm_90a -o "$out/$name/report.json"
 done
 echo "bench: packages in $out"

@@ -54,7 +54,7 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
   m["head_dim"] = s.headDim;
   m["heads"] = {{"query", s.queryHeads}, {"kv", s.kvHeads}};
   m["seq_len"] = {{"q", seqQ}, {"kv", seqKV}};
-  m["tile"] = {{"block_m", info.blockM}, {"block_n", info.blockN}};
+  m["tile"] = {{"block_m", info.blockM}, {"block_n", info.blockN}, {"mma", info.mma}};
   if (info.band)
     m["schedule"] = {{"kind", "band"},
                      {"lo", info.band->lo},
@@ -64,14 +64,17 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
     m["schedule"] = {{"kind", "table"}};
   m["runtime_global_tokens"] = runtimeTokens;
   m["residue_classes"] = info.residueClasses;
-  if (cuda)
+  if (cuda) {
     m["launch"] = {{"grid", {"query_tiles", "heads.query", "batch"}},
                    {"query_tiles", "ceil(seq_len.q / tile.block_m)"},
                    {"threads_per_block", info.threadsPerBlock},
                    {"shared_bytes", info.sharedBytes}};
-  else
+    if (!info.arch.empty())
+      m["launch"]["arch"] = info.arch; // the kernels run on this architecture only
+  } else {
     m["launch"] = {{"grid", {"batch", "heads.query", "query_tiles"}},
                    {"query_tiles", "ceil(seq_len.q / tile.block_m)"}};
+  }
   if (info.backward) {
     ordered_json b;
     b["dq"] = info.deterministic ? "separate" : "atomic";
@@ -89,6 +92,8 @@ std::string writeManifest(const spec::Spec &s, const ManifestInfo &info) {
             {"shared_bytes", k.sharedBytes}};
         if (kvGrid)
           kernels[k.role]["block_n"] = k.blockN; // kv_tiles = ceil(seq_len.kv / block_n)
+        else
+          kernels[k.role]["block_m"] = k.blockM; // query_tiles = ceil(seq_len.q / block_m)
         if (k.role == "dkdv")
           kernels[k.role]["group_splits"] = k.groupSplits; // grid y = heads.kv x group_splits
       }

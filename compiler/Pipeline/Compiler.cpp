@@ -52,6 +52,12 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
     return result;
   }
   bool cuda = options.target == "cuda";
+  if (!cuda && !options.arch.empty()) {
+    result.diagnostics = "error: arch '" + options.arch +
+                         "' names a GPU: it applies to target cuda only, not '" +
+                         options.target + "'\n";
+    return result;
+  }
   // The CUDA dK/dV kernel keeps dK and dV of its keys in registers.
   constexpr int64_t kMaxCudaBackwardHeadDim = 128;
   if (cuda && s.backward && s.headDim > kMaxCudaBackwardHeadDim) {
@@ -74,9 +80,9 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   });
 
   mlir::OwningOpRef<mlir::ModuleOp> module = specToModule(context, s);
-  if (!module || failed(lowerToEmittableLoops(
-                     *module, {options.blockM, options.blockN,
-                               options.deterministic || s.deterministic || !cuda})))
+  PipelineOptions pipeline{options.blockM, options.blockN,
+                           options.deterministic || s.deterministic || !cuda, options.arch};
+  if (!module || failed(lowerToEmittableLoops(*module, pipeline)))
     return result;
 
   attn::FlashLoopOp loop;
@@ -85,15 +91,21 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   info.attncVersion = ATTNC_VERSION;
   info.target = options.target;
   info.sourceFileName = cuda ? "kernel.cu" : "kernel.cpp";
-  info.blockM = loop.getTile().getBlockM();
-  info.blockN = loop.getTile().getBlockN();
+  attn::TileAttr tile = loop.getTile();
+  info.blockM = tile.getBlockM();
+  info.blockN = tile.getBlockN();
+  info.mma = tile.getMma().str();
+  // A wgmma kernel runs only on sm_90a (the runtime compiles it for that).
+  if (cuda && tile.isWgmma())
+    info.arch = kWgmmaArch;
   info.abiVersion = ATTNC_KERNEL_ABI_VERSION;
   if (std::optional<uint64_t> residues = loop.getResidueClasses())
     info.residueClasses = static_cast<int64_t>(*residues);
   int64_t headDim = loop.getQuery().getType().getDimSize(3);
-  info.threadsPerBlock = loop.getTile().getWarps() * 32;
+  constexpr int64_t kWarpSize = 32;
+  info.threadsPerBlock = tile.getWarps() * kWarpSize;
   info.sharedBytes =
-      cudaSharedBytes(info.blockM, info.blockN, headDim, loop.getTile().getStages());
+      cudaSharedBytes(info.blockM, info.blockN, headDim, tile.getStages(), tile.getMma());
   if (auto band = llvm::dyn_cast<attn::BandScheduleAttr>(loop.getSchedule()))
     info.band = mask::Band{band.getLo(), band.getHi(), band.getPeriod()};
 
@@ -101,8 +113,9 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
                        (cuda ? " (emit-cuda) from " : " (emit-cpp) from ") + s.loc.file + "; do not edit.\n// mask: " +
                        mask::toString(mask::canonicalize(s.mask)) + "\n// tile " +
                        std::to_string(info.blockM) + "x" + std::to_string(info.blockN) +
-                       (cuda ? ", " + std::to_string(loop.getTile().getWarps()) + " warps, " +
-                                   std::to_string(loop.getTile().getStages()) + " stages"
+                       (cuda ? ", " + std::to_string(tile.getWarps()) + " warps, " +
+                                   std::to_string(tile.getStages()) + " stages" +
+                                   (tile.isWgmma() ? ", wgmma (Hopper, sm_90a)" : "")
                              : std::string()) +
                        ", schedule: " + (info.band ? "closed form (band)" : "table at launch") +
                        (info.residueClasses > 1
@@ -115,34 +128,46 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   if (failed(emitKernel(*module, cuda ? KernelTarget::Cuda : KernelTarget::Cpu, banner, os)))
     return result;
   info.source = source;
-  // The backward, when the printer emitted one (attn-schedule-recompute).
-  int64_t kvBlockN = 0; // keys per kv tile of the kv-stationary pass
+  // The backward, when the printer emitted one (attn-schedule-recompute),
+  // with its own tiles (a wgmma forward's backward runs mma.sync tiles).
+  int64_t kvBlockN = 0;   // keys per kv tile of the kv-stationary pass
+  int64_t gradBlockM = 0; // query rows per tile of every backward kernel
+  int64_t gradBlockN = 0; // keys per kv tile of the deterministic dQ kernel
   module->walk([&](attn::GradKvLoopOp op) {
     info.backward = true;
     info.deterministic = !op.getAtomicDq();
     kvBlockN = op.getTile().getBlockN();
+    gradBlockM = op.getTile().getBlockM();
   });
+  module->walk([&](attn::GradQLoopOp op) { gradBlockN = op.getTile().getBlockN(); });
   if (info.backward && cuda) {
     // Warps: one 16-row mma block each, over the kv tile's keys (dK/dV) or
     // the query tile's rows (the others); attnc_cuda_bwd.cuh's dkdvWarps, dqWarps.
-    constexpr int64_t kRowsPerWarp = 16, kWarpSize = 32;
-    const int64_t dqThreads = info.blockM / kRowsPerWarp * kWarpSize;
+    constexpr int64_t kRowsPerWarp = 16;
+    const int64_t dqThreads = gradBlockM / kRowsPerWarp * kWarpSize;
+    using Kernel = package::ManifestInfo::BackwardKernel;
+    // The query-grid kernels: grid x = ceil(seq_len.q / gradBlockM).
+    auto queryGridKernel = [&](const char *role, const char *entry, int64_t sharedBytes) {
+      Kernel k{role, entry, dqThreads, sharedBytes};
+      k.blockM = gradBlockM;
+      return k;
+    };
     info.backwardKernels.push_back(
-        {"preprocess", ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, dqThreads, 0});
+        queryGridKernel("preprocess", ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, 0));
     info.backwardKernels.push_back(
         {"dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvBlockN / kRowsPerWarp * kWarpSize,
-         cudaBackwardSharedBytes(info.blockM, kvBlockN, headDim, true, !info.deterministic),
+         cudaBackwardSharedBytes(gradBlockM, kvBlockN, headDim, true, !info.deterministic),
          kvBlockN, cudaBackwardGroupSplits(s.queryHeads / s.kvHeads, info.band.has_value())});
     if (info.backwardKernels.back().groupSplits > 1)
       info.backwardKernels.push_back({"dkdv_convert", ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL,
                                       kvBlockN / kRowsPerWarp * kWarpSize, 0, kvBlockN});
     if (info.deterministic)
-      info.backwardKernels.push_back(
-          {"dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, dqThreads,
-           cudaBackwardSharedBytes(info.blockM, info.blockN, headDim, false, false)});
+      info.backwardKernels.push_back(queryGridKernel(
+          "dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL,
+          cudaBackwardSharedBytes(gradBlockM, gradBlockN, headDim, false, false)));
     else
       info.backwardKernels.push_back(
-          {"dq_convert", ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, dqThreads, 0});
+          queryGridKernel("dq_convert", ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, 0));
   }
   result.package = KernelPackage{package::writeManifest(s, info), source, info.sourceFileName};
   return result;

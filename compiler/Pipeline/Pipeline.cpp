@@ -11,7 +11,11 @@ mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptio
   mlir::PassManager pm(module->getContext());
   pm.addPass(attn::createAttnCanonicalizeMask());
   pm.addPass(attn::createAttnPlanLayout());
-  pm.addPass(attn::createAttnTile(attn::AttnTileOptions{options.blockM, options.blockN}));
+  attn::AttnTileOptions tile;
+  tile.blockM = options.blockM;
+  tile.blockN = options.blockN;
+  tile.mma = options.arch == kWgmmaArch ? attn::TileAttr::kMmaWgmma : attn::TileAttr::kMmaSync;
+  pm.addPass(attn::createAttnTile(tile));
   pm.addPass(attn::createAttnClassifyBlocks());
   pm.addPass(attn::createAttnScheduleRecompute(
       attn::AttnScheduleRecomputeOptions{options.deterministic}));

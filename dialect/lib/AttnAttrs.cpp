@@ -198,16 +198,33 @@ static LogicalResult verifyChildren(EmitErrorFn emitError, StringRef what,
 }
 
 LogicalResult TileAttr::verify(EmitErrorFn emitError, int64_t blockM, int64_t blockN,
-                               int64_t warps, int64_t stages) {
+                               int64_t warps, int64_t stages, StringRef mma) {
+  // GPU warps own 16 rows each; a warpgroup is 4 warps, and one wgmma
+  // instruction covers the warpgroup's 64 rows.
+  constexpr int64_t kRowsPerWarp = 16, kWarpsPerGroup = 4;
   for (auto [name, size] : {std::pair{"block_m", blockM}, std::pair{"block_n", blockN}})
     if (size < 16 || size > 256 || (size & (size - 1)))
       return emitError() << "tile " << name << " must be a power of two in [16, 256], got "
                          << size;
-  if (warps < 1 || (warps & (warps - 1)) || blockM % (16 * warps))
+  if (warps < 1 || (warps & (warps - 1)) || blockM % (kRowsPerWarp * warps))
     return emitError() << "tile warps must be a power of two with 16 * warps dividing block_m ("
                        << blockM << "), got " << warps;
   if (stages < 2 || stages > 8)
     return emitError() << "tile stages must be in [2, 8], got " << stages;
+  if (mma != kMmaSync && mma != kMmaWgmma)
+    return emitError() << "tile mma must be \"" << kMmaSync << "\" or \"" << kMmaWgmma
+                       << "\", got \"" << mma << "\"";
+  if (mma != kMmaWgmma)
+    return success();
+  if (warps % kWarpsPerGroup)
+    return emitError() << "tile mma \"wgmma\" needs whole warpgroups: warps must be a multiple of "
+                       << kWarpsPerGroup << ", got " << warps;
+  if (blockM != kRowsPerWarp * warps)
+    return emitError() << "tile mma \"wgmma\" needs one 64-row wgmma block per warpgroup: "
+                          "block_m must be 16 * warps ("
+                       << kRowsPerWarp * warps << "), got " << blockM;
+  // wgmma's N (block_n keys) must be a multiple of 16 in [16, 256]: every
+  // power of two in [16, 256], as checked above, is.
   return success();
 }
 

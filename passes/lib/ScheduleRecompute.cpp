@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/Passes/Passes.h"
+#include "attnc/Passes/TileHeuristic.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -49,6 +50,21 @@ struct AttnScheduleRecomputePass
       if (symbols.lookup(name))
         continue; // planned already (the pass is idempotent)
 
+      // The backward's kernels are mma.sync ones: a Hopper (wgmma) forward
+      // tile gives way to the tile attn-tile picks without wgmma (attn-tile
+      // chose wgmma only where the schedule is a closed form, which serves
+      // any tile).
+      TileAttr tile = op.getTileAttr();
+      if (tile && tile.isWgmma()) {
+        if (op.getScheduleAttr() && !isa<BandScheduleAttr>(op.getScheduleAttr())) {
+          op.emitOpError("has a wgmma tile and a table schedule: the backward's mma.sync "
+                         "kernels would need the table of another tile (attn-tile gives wgmma "
+                         "with backward only to closed-form masks)");
+          return signalPassFailure();
+        }
+        tile = getSyncTile([&]() { return op.emitOpError(); }, op.getContext(),
+                           op.getQuery().getType().getDimSize(3));
+      }
       // The saved tensors: the forward's inputs, O and LSE; then dO.
       Type q = op.getQuery().getType(), k = op.getKey().getType(), v = op.getValue().getType();
       Type o = op.getOutput().getType(), lse = op.getLse().getType();
@@ -62,7 +78,7 @@ struct AttnScheduleRecomputePass
       // The kv-stationary pass may take longer kv tiles where the schedule
       // is a closed form (tables share the forward's tiles and bits): 128
       // keys halve its dQ atomics (measured 7-10 % faster on an H100).
-      TileAttr kvTile = op.getTileAttr();
+      TileAttr kvTile = tile;
       if (kvTile && isa_and_nonnull<BandScheduleAttr>(op.getScheduleAttr()) &&
           kvTile.getBlockN() < kBandKvTileKeys)
         kvTile = TileAttr::get(op.getContext(), kvTile.getBlockM(), kBandKvTileKeys,
@@ -71,8 +87,8 @@ struct AttnScheduleRecomputePass
           b, op.getLoc(), TypeRange{q, k, v}, body->getArgument(0), body->getArgument(1),
           body->getArgument(2), body->getArgument(3), body->getArgument(4), body->getArgument(5),
           op.getMask(), op.getQueryHeadsAttr(), op.getKvHeadsAttr(), op.getScaleAttr(),
-          deterministic || op.getDeterministic() ? b.getUnitAttr() : UnitAttr(), op.getTileAttr(),
-          kvTile, op.getScheduleAttr(), op.getResidueClassesAttr());
+          deterministic || op.getDeterministic() ? b.getUnitAttr() : UnitAttr(), tile, kvTile,
+          op.getScheduleAttr(), op.getResidueClassesAttr());
       func::ReturnOp::create(b, op.getLoc(), grad.getResults());
     }
   }

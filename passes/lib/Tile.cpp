@@ -1,6 +1,8 @@
 //===- Tile.cpp - attn-tile -----------------------------------------------===//
 
+#include "attnc/Passes/BlockClassification.h"
 #include "attnc/Passes/Passes.h"
+#include "attnc/Passes/TileHeuristic.h"
 
 #include <algorithm>
 
@@ -13,6 +15,14 @@ using namespace mlir;
 using namespace attnc::attn;
 
 namespace {
+
+/// GPU warps own 16 query rows each (one mma row block), at most 8 per
+/// thread block; two kv tiles are in flight.
+constexpr int64_t kRowsPerWarp = 16, kMaxWarps = 8, kStages = 2;
+
+/// Hopper's forward tile: two warpgroups of 4 warps, each one 64-row wgmma
+/// block, over 128-key kv tiles.
+constexpr int64_t kWgmmaBlockM = 128, kWgmmaBlockN = 128, kWgmmaWarps = 8;
 
 /// BLOCK_M x BLOCK_N by head_dim (bf16 and fp16 alike): the Q fragments and
 /// the float32 O accumulator of 16 rows per warp must stay in registers.
@@ -28,16 +38,19 @@ struct AttnTilePass : public attnc::attn::impl::AttnTileBase<AttnTilePass> {
   using AttnTileBase::AttnTileBase;
 
   void runOnOperation() override {
+    if (mma != TileAttr::kMmaSync && mma != TileAttr::kMmaWgmma) {
+      getOperation()->emitError() << "attn-tile: mma must be sync or wgmma, got '" << mma << "'";
+      return signalPassFailure();
+    }
+    // Explicit tile sides keep mma.sync: the wgmma tile is one shape.
+    const bool wantWgmma = mma == TileAttr::kMmaWgmma && blockM == 0 && blockN == 0;
     WalkResult result = getOperation()->walk([&](AttentionOp op) {
-      auto [m, n] = heuristicTile(op.getQuery().getType().getDimSize(3));
-      if (blockM != 0)
-        m = blockM;
-      if (blockN != 0)
-        n = blockN;
-      // GPU targets: 16 rows per warp up to 8 warps, two kv tiles in flight.
-      int64_t warps = std::clamp<int64_t>(m / 16, 1, 8), stages = 2;
-      auto emitError = [&]() { return op.emitOpError(); };
-      TileAttr tile = TileAttr::getChecked(emitError, op.getContext(), m, n, warps, stages);
+      TileAttr tile;
+      if (wantWgmma && isWgmmaCandidate(op))
+        tile = getWgmmaTile(op.getContext());
+      else
+        tile = getSyncTile([&]() { return op.emitOpError(); }, op.getContext(),
+                           op.getQuery().getType().getDimSize(3), blockM, blockN);
       if (!tile)
         return WalkResult::interrupt();
       op.setTileAttr(tile);
@@ -49,3 +62,33 @@ struct AttnTilePass : public attnc::attn::impl::AttnTileBase<AttnTilePass> {
 };
 
 } // namespace
+
+TileAttr attnc::attn::getSyncTile(function_ref<InFlightDiagnostic()> emitError,
+                                  MLIRContext *context, int64_t headDim, int64_t blockM,
+                                  int64_t blockN) {
+  auto [m, n] = heuristicTile(headDim);
+  if (blockM != 0)
+    m = blockM;
+  if (blockN != 0)
+    n = blockN;
+  int64_t warps = std::clamp<int64_t>(m / kRowsPerWarp, 1, kMaxWarps);
+  return TileAttr::getChecked(emitError, context, m, n, warps, kStages);
+}
+
+TileAttr attnc::attn::getWgmmaTile(MLIRContext *context) {
+  return TileAttr::get(context, kWgmmaBlockM, kWgmmaBlockN, kWgmmaWarps, kStages,
+                       TileAttr::kMmaWgmma);
+}
+
+bool attnc::attn::isWgmmaCandidate(AttentionOp op) {
+  // The Hopper mainloop keeps Q and the float32 O accumulator of a
+  // warpgroup's 64 rows in registers: head_dim 64 and 128.
+  auto query = op.getQuery().getType();
+  int64_t headDim = query.getDimSize(3);
+  Type element = query.getElementType();
+  if ((headDim != 64 && headDim != 128) || !(element.isBF16() || element.isF16()))
+    return false;
+  // Table schedules are built for the forward's tile and read by the
+  // backward's mma.sync kernels too; a band's closed form serves any tile.
+  return !op.getBackward() || getScheduleBand(op).has_value();
+}

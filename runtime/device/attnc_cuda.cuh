@@ -35,6 +35,11 @@
 // holds rows g = lane / 4 and g + 8 of each row block, columns 2 (lane % 4)
 // and +1 of each 8-column n-tile.
 //
+// On Hopper, attnc_cuda_sm90.cuh's WgmmaConfig swaps the mainloop (warpgroup
+// MMAs on swizzled shared-memory tiles) under the same helper names: the
+// helpers whose work differs (copyTileAsync, loadQFragments, qk, pvUpdate,
+// storeTile) dispatch on Cfg::kWgmma; the rest serve both configs.
+//
 // Scores are kept unscaled: ScoreTile carries scaleLog2 = softmax scale *
 // log2(e) (the scale attn.load_tile puts on Q), applied by rowMax and
 // exp2Diff with one FFMA, so m is in the base-2 domain of the scaled scores.
@@ -92,6 +97,7 @@ constexpr int kSmemPadElems = kChunkElems;
 template <bool IsBf16, int BlockM, int BlockN, int HeadDim, int NumWarps, int Stages>
 struct FlashConfig {
   static constexpr bool kIsBf16 = IsBf16;
+  static constexpr bool kWgmma = false;    // mma.sync (sm_80+); WgmmaConfig is Hopper's wgmma
   static constexpr int kBlockM = BlockM;   // query rows per thread block
   static constexpr int kBlockN = BlockN;   // keys per kv tile
   static constexpr int kHeadDim = HeadDim; // D
@@ -118,19 +124,35 @@ struct FlashConfig {
   static_assert((kSmemRowElems * kElementBytes) % kChunkBytes == 0, "16-byte aligned smem rows");
 };
 
-/// The shared memory of a flash kernel: Q (reused to stage O) and the K/V ring.
-template <class Cfg> struct SharedStorage {
+/// The shared memory of a flash kernel: Q (reused to stage O) and the K/V ring (padded rows;
+/// attnc_cuda_sm90.cuh specializes it for wgmma's swizzled tiles).
+template <class Cfg, bool Wgmma = Cfg::kWgmma> struct SharedStorage {
   alignas(kChunkBytes) uint16_t q[Cfg::kQSmemElems];                // (BLOCK_M, HEAD_DIM) Q, then O
   alignas(kChunkBytes) uint16_t k[Cfg::kStages][Cfg::kKvSmemElems]; // (BLOCK_N, HEAD_DIM) per stage
   alignas(kChunkBytes) uint16_t v[Cfg::kStages][Cfg::kKvSmemElems]; // (BLOCK_N, HEAD_DIM) per stage
 };
 
+/// Dynamic shared-memory bytes of a flash kernel: SharedStorage plus the slack that aligning the
+/// (16-byte aligned) dynamic shared-memory base to alignof(SharedStorage) may skip.
+template <class Cfg>
+constexpr int kSharedBytes = static_cast<int>(sizeof(SharedStorage<Cfg>) +
+                                              alignof(SharedStorage<Cfg>) - kChunkBytes);
+
+/// The kernel's SharedStorage in its dynamic shared memory, at the first suitably aligned byte.
+template <class Cfg>
+__device__ __forceinline__ SharedStorage<Cfg> &sharedStorage(unsigned char *dynamicShared) {
+  constexpr uint32_t kAlign = alignof(SharedStorage<Cfg>);
+  const uint32_t skip = (kAlign - sharedAddress(dynamicShared) % kAlign) % kAlign;
+  return *reinterpret_cast<SharedStorage<Cfg> *>(dynamicShared + skip);
+}
+
 //===----------------------------------------------------------------------===//
 // Register tiles: the calling thread's fragments
 //===----------------------------------------------------------------------===//
 
-/// Q (BLOCK_M, HEAD_DIM): the warp's rows as mma A fragments (packed bf16/fp16 pairs).
-template <class Cfg> struct QTile {
+/// Q (BLOCK_M, HEAD_DIM): the warp's rows as mma A fragments (packed bf16/fp16 pairs); with wgmma
+/// Q stays in shared memory (attnc_cuda_sm90.cuh).
+template <class Cfg, bool Wgmma = Cfg::kWgmma> struct QTile {
   uint32_t a[Cfg::kRowBlocks][Cfg::kDimSlices][kFragRegs];
   float scaleLog2; // softmax scale * log2(e), applied to scores
 };
@@ -193,9 +215,16 @@ __device__ __forceinline__ const uint16_t *rowPointer(const attnc_tensor_view &t
 // attn.load_tile
 //===----------------------------------------------------------------------===//
 
+// The wgmma (Hopper) counterparts of copyTileAsync and loadQFragments, in attnc_cuda_sm90.cuh.
+template <class Cfg, int Rows>
+__device__ __forceinline__ void copyTileSwizzledAsync(const attnc_tensor_view &t, int64_t b, int64_t row0,
+                                      int64_t head, uint16_t *smem);
+template <class Cfg, int Younger>
+__device__ __forceinline__ void loadQDescriptor(const uint16_t *smemQ, float scaleLog2, QTile<Cfg> &out);
+
 /// Starts copying rows [row0, row0 + Rows) of a [B, N, H, D] tensor at (b, head) into padded shared memory; rows past N are zero.
 template <class Cfg, int Rows>
-__device__ __forceinline__ void copyTileAsync(const attnc_tensor_view &t, int64_t b, int64_t row0,
+__device__ __forceinline__ void copyTilePaddedAsync(const attnc_tensor_view &t, int64_t b, int64_t row0,
                                               int64_t head, uint16_t *smem) {
   // Each pass of the block copies kRowsPerPass whole rows, one 16-byte chunk per thread.
   constexpr int kRowsPerPass = Cfg::kNumThreads / Cfg::kChunksPerRow;
@@ -217,6 +246,16 @@ __device__ __forceinline__ void copyTileAsync(const attnc_tensor_view &t, int64_
   }
 }
 
+/// Starts copying rows [row0, row0 + Rows) of a [B, N, H, D] tensor at (b, head) into the kernel's shared-memory tile layout (padded rows; wgmma: 128-byte swizzled); rows past N are zero.
+template <class Cfg, int Rows>
+__device__ __forceinline__ void copyTileAsync(const attnc_tensor_view &t, int64_t b, int64_t row0,
+                                              int64_t head, uint16_t *smem) {
+  if constexpr (Cfg::kWgmma)
+    copyTileSwizzledAsync<Cfg, Rows>(t, b, row0, head, smem);
+  else
+    copyTilePaddedAsync<Cfg, Rows>(t, b, row0, head, smem);
+}
+
 /// attn.load_tile (Q), first half: starts copying query tile qt of head h, batch b to shared memory (one cp.async group).
 template <class Cfg>
 __device__ __forceinline__ void loadQTileAsync(const attnc_tensor_view &q, int64_t b, int64_t qt,
@@ -225,10 +264,10 @@ __device__ __forceinline__ void loadQTileAsync(const attnc_tensor_view &q, int64
   cpAsyncCommit();
 }
 
-/// attn.load_tile (Q), second half: waits for the Q copy (the `Younger` groups committed after it may stay in flight), then ldmatrix's the warp's rows into A fragments.
+/// loadQFragments for mma.sync: waits for the Q copy (the `Younger` groups committed after it may stay in flight), then ldmatrix's the warp's rows into A fragments.
 template <class Cfg, int Younger>
-__device__ __forceinline__ void loadQFragments(const uint16_t *smemQ, float scaleLog2,
-                                               QTile<Cfg> &out) {
+__device__ __forceinline__ void ldmatrixQFragments(const uint16_t *smemQ, float scaleLog2,
+                                                   QTile<Cfg> &out) {
   cpAsyncWait<Younger>();
   __syncthreads();
   // Lane i addresses row i % 8 of 8x8 matrix i / 8: (rows 0-7 | 8-15) x (cols 0-7 | 8-15).
@@ -243,6 +282,16 @@ __device__ __forceinline__ void loadQFragments(const uint16_t *smemQ, float scal
       ldmatrixX4(out.a[rb][ks],
                  base + (rb * kMmaM * Cfg::kSmemRowElems + ks * kMmaK) * kElementBytes);
   out.scaleLog2 = scaleLog2;
+}
+
+/// attn.load_tile (Q), second half: waits for the Q copy (the `Younger` groups committed after it may stay in flight), then makes Q the A operand: mma A fragments in registers, or (wgmma) a shared-memory descriptor.
+template <class Cfg, int Younger>
+__device__ __forceinline__ void loadQFragments(const uint16_t *smemQ, float scaleLog2,
+                                               QTile<Cfg> &out) {
+  if constexpr (Cfg::kWgmma)
+    loadQDescriptor<Cfg, Younger>(smemQ, scaleLog2, out);
+  else
+    ldmatrixQFragments<Cfg, Younger>(smemQ, scaleLog2, out);
 }
 
 /// attn.load_tile (K, V): a ring of Stages shared-memory K/V tiles filled by cp.async, reading ahead along a schedule.
@@ -283,6 +332,9 @@ template <class Cfg, class Schedule> struct KvPipeline {
   /// Waits for the current step's K and V (rows past Nk are zero), then starts the tile Stages - 1 steps ahead.
   __device__ __forceinline__ KvTiles acquire() {
     cpAsyncWait<kGroupsInFlight - 1>();
+    // wgmma reads shared memory through the async proxy: order this thread's copies before it.
+    if constexpr (Cfg::kWgmma)
+      fenceProxyAsyncShared();
     // Every thread's copies have landed, and every warp is done with the stage fetch() refills.
     __syncthreads();
     fetch();
@@ -320,9 +372,10 @@ template <class Cfg> __device__ __forceinline__ void fill(AccTile<Cfg> &tile, fl
 // attn.qk
 //===----------------------------------------------------------------------===//
 
-/// S = Q K^T (unscaled; s.scaleLog2 = q.scaleLog2), K (BLOCK_N, HEAD_DIM) from shared memory by ldmatrix.
+/// qk with mma.sync: K (BLOCK_N, HEAD_DIM) from shared memory by ldmatrix.
 template <class Cfg>
-__device__ __forceinline__ void qk(const QTile<Cfg> &q, const uint16_t *kTile, ScoreTile<Cfg> &s) {
+__device__ __forceinline__ void mmaSyncQk(const QTile<Cfg> &q, const uint16_t *kTile,
+                                          ScoreTile<Cfg> &s) {
 #pragma unroll
   for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
 #pragma unroll
@@ -349,6 +402,15 @@ __device__ __forceinline__ void qk(const QTile<Cfg> &q, const uint16_t *kTile, S
         mma16816<Cfg::kIsBf16>(s.v[rb][2 * jj + 1], q.a[rb][ks], bFrag[2], bFrag[3]);
       }
     }
+}
+
+/// S = Q K^T (unscaled; s.scaleLog2 = q.scaleLog2), K (BLOCK_N, HEAD_DIM) in shared memory.
+template <class Cfg>
+__device__ __forceinline__ void qk(const QTile<Cfg> &q, const uint16_t *kTile, ScoreTile<Cfg> &s) {
+  if constexpr (Cfg::kWgmma)
+    wgmmaQk(q, kTile, s);
+  else
+    mmaSyncQk(q, kTile, s);
 }
 
 //===----------------------------------------------------------------------===//
@@ -561,12 +623,11 @@ __device__ __forceinline__ void rowSumUpdate(const RowVec<Cfg> &l, const RowVec<
 // attn.pv_update
 //===----------------------------------------------------------------------===//
 
-/// O_new = alpha * O + P V (the scaling skipped where alpha == 1 on all the warp's rows): P rounded in registers to the A operand, V (BLOCK_N, HEAD_DIM) from shared memory by ldmatrix.trans.
+/// out = alpha * acc, the scaling skipped where alpha == 1 on all the warp's rows (no running max
+/// moved: the common case).
 template <class Cfg>
-__device__ __forceinline__ void pvUpdate(const AccTile<Cfg> &acc, const RowVec<Cfg> &alpha,
-                                         const ProbTile<Cfg> &p, const uint16_t *vTile,
-                                         AccTile<Cfg> &out) {
-  // alpha == 1 on every row of the warp (no running max moved, the common case): O * alpha == O.
+__device__ __forceinline__ void rescaleAccumulator(const AccTile<Cfg> &acc, const RowVec<Cfg> &alpha,
+                                                   AccTile<Cfg> &out) {
   bool moved = false;
 #pragma unroll
   for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
@@ -581,26 +642,40 @@ __device__ __forceinline__ void pvUpdate(const AccTile<Cfg> &acc, const RowVec<C
 #pragma unroll
       for (int e = 0; e < kFragRegs; ++e)
         out.v[rb][j][e] = rescaleAcc ? acc.v[rb][j][e] * alpha.v[rb][e / 2] : acc.v[rb][j][e];
-  // Lane i addresses key row i % 8 of matrix i / 8: (keys 0-7 | 8-15) x (dims 0-7 | 8-15),
-  // transposed: (b0, b1) of d-tile 2dd and (b2, b3) of d-tile 2dd + 1.
-  const int lane = laneIndex();
-  const int row = (lane / kLdmRows % 2) * kLdmRows + lane % kLdmRows;
-  const int col = (lane / (2 * kLdmRows)) * kChunkElems;
-  const uint32_t base = sharedAddress(vTile + row * Cfg::kSmemRowElems + col);
-  // P rounded to the element type: the accumulator fragments of n-tiles 2kk, 2kk + 1 are the
-  // A fragment of k-step kk (half the registers of P in f32).
-  uint32_t aFrag[Cfg::kRowBlocks][Cfg::kKeySlices][kFragRegs];
+}
+
+/// P (BLOCK_M, BLOCK_N) as mma A fragments: rounded to the element type, the accumulator fragments
+/// of n-tiles 2kk, 2kk + 1 are the A fragment of k-step kk (half the registers of P in f32).
+template <class Cfg> struct ProbFragments {
+  uint32_t a[Cfg::kRowBlocks][Cfg::kKeySlices][kFragRegs];
+};
+
+/// Rounds P to the A operand of P V.
+template <class Cfg>
+__device__ __forceinline__ void probFragments(const ProbTile<Cfg> &p, ProbFragments<Cfg> &out) {
 #pragma unroll
   for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
 #pragma unroll
     for (int kk = 0; kk < Cfg::kKeySlices; ++kk) {
       const float(&lo)[kFragRegs] = p.v[rb][2 * kk];
       const float(&hi)[kFragRegs] = p.v[rb][2 * kk + 1];
-      aFrag[rb][kk][0] = packFloat2<Cfg::kIsBf16>(lo[0], lo[1]);
-      aFrag[rb][kk][1] = packFloat2<Cfg::kIsBf16>(lo[2], lo[3]);
-      aFrag[rb][kk][2] = packFloat2<Cfg::kIsBf16>(hi[0], hi[1]);
-      aFrag[rb][kk][3] = packFloat2<Cfg::kIsBf16>(hi[2], hi[3]);
+      out.a[rb][kk][0] = packFloat2<Cfg::kIsBf16>(lo[0], lo[1]);
+      out.a[rb][kk][1] = packFloat2<Cfg::kIsBf16>(lo[2], lo[3]);
+      out.a[rb][kk][2] = packFloat2<Cfg::kIsBf16>(hi[0], hi[1]);
+      out.a[rb][kk][3] = packFloat2<Cfg::kIsBf16>(hi[2], hi[3]);
     }
+}
+
+/// out += P V with mma.sync, V (BLOCK_N, HEAD_DIM) from shared memory by ldmatrix.trans.
+template <class Cfg>
+__device__ __forceinline__ void mmaSyncPv(const ProbFragments<Cfg> &p, const uint16_t *vTile,
+                                          AccTile<Cfg> &out) {
+  // Lane i addresses key row i % 8 of matrix i / 8: (keys 0-7 | 8-15) x (dims 0-7 | 8-15),
+  // transposed: (b0, b1) of d-tile 2dd and (b2, b3) of d-tile 2dd + 1.
+  const int lane = laneIndex();
+  const int row = (lane / kLdmRows % 2) * kLdmRows + lane % kLdmRows;
+  const int col = (lane / (2 * kLdmRows)) * kChunkElems;
+  const uint32_t base = sharedAddress(vTile + row * Cfg::kSmemRowElems + col);
 #pragma unroll
   for (int kk = 0; kk < Cfg::kKeySlices; ++kk)
 #pragma unroll
@@ -610,10 +685,25 @@ __device__ __forceinline__ void pvUpdate(const AccTile<Cfg> &acc, const RowVec<C
                                         kElementBytes);
 #pragma unroll
       for (int rb = 0; rb < Cfg::kRowBlocks; ++rb) {
-        mma16816<Cfg::kIsBf16>(out.v[rb][2 * dd], aFrag[rb][kk], bFrag[0], bFrag[1]);
-        mma16816<Cfg::kIsBf16>(out.v[rb][2 * dd + 1], aFrag[rb][kk], bFrag[2], bFrag[3]);
+        mma16816<Cfg::kIsBf16>(out.v[rb][2 * dd], p.a[rb][kk], bFrag[0], bFrag[1]);
+        mma16816<Cfg::kIsBf16>(out.v[rb][2 * dd + 1], p.a[rb][kk], bFrag[2], bFrag[3]);
       }
     }
+}
+
+/// O_new = alpha * O + P V: P rounded in registers to the A operand, V (BLOCK_N, HEAD_DIM) in
+/// shared memory.
+template <class Cfg>
+__device__ __forceinline__ void pvUpdate(const AccTile<Cfg> &acc, const RowVec<Cfg> &alpha,
+                                         const ProbTile<Cfg> &p, const uint16_t *vTile,
+                                         AccTile<Cfg> &out) {
+  rescaleAccumulator(acc, alpha, out);
+  ProbFragments<Cfg> a;
+  probFragments(p, a);
+  if constexpr (Cfg::kWgmma)
+    wgmmaPv(a, vTile, out);
+  else
+    mmaSyncPv(a, vTile, out);
 }
 
 //===----------------------------------------------------------------------===//
@@ -641,9 +731,9 @@ __device__ __forceinline__ void finalize(const RowVec<Cfg> &m, const RowVec<Cfg>
     }
 }
 
-/// attn.tile_yield (O): stores the rows of tile qt inside the [B, Nq, H, D] output, staged through the warp's rows of smemQ for 16-byte stores.
+/// storeTile through padded rows (mma.sync kernels).
 template <class Cfg>
-__device__ __forceinline__ void storeTile(const attnc_tensor_view &t, int64_t b, int64_t qt,
+__device__ __forceinline__ void storeTilePadded(const attnc_tensor_view &t, int64_t b, int64_t qt,
                                           int64_t h, const AccTile<Cfg> &o, uint16_t *smemQ) {
   // The warp's rows of smemQ held only the warp's Q, consumed by loadQFragments; all its lanes
   // are past their ldmatrix reads once the warp has converged here.
@@ -674,6 +764,16 @@ __device__ __forceinline__ void storeTile(const attnc_tensor_view &t, int64_t b,
       *reinterpret_cast<uint4 *>(out + (row0 + r) * t.strides[1] + c * kChunkElems) =
           *reinterpret_cast<const uint4 *>(staging + r * Cfg::kSmemRowElems + c * kChunkElems);
   }
+}
+
+/// attn.tile_yield (O): stores the rows of tile qt inside the [B, Nq, H, D] output, staged through the warp's rows of smemQ (in the kernel's tile layout) for 16-byte stores.
+template <class Cfg>
+__device__ __forceinline__ void storeTile(const attnc_tensor_view &t, int64_t b, int64_t qt,
+                                          int64_t h, const AccTile<Cfg> &o, uint16_t *smemQ) {
+  if constexpr (Cfg::kWgmma)
+    storeTileSwizzled(t, b, qt, h, o, smemQ);
+  else
+    storeTilePadded(t, b, qt, h, o, smemQ);
 }
 
 /// attn.tile_yield (LSE): stores the rows of tile qt inside the [B, H, Nq] float32 output.

@@ -6,7 +6,8 @@
 // conversions f32 -> bf16x2/f16x2 (and back), the approximate base-2
 // exponential and logarithm of the special function unit, and for the
 // backward pass 4-byte cp.async and float32 red.global.add (an 8-byte vector
-// on sm_90).
+// on sm_90), and the sm_90 proxy fence that wgmma kernels need
+// (attnc_cuda_sm90.cuh holds the wgmma wrappers).
 //
 // Compiles under nvcc and NVRTC (no host header; <cuda/std/cstdint> needs
 // -I<cuda>/include/cccl under NVRTC).
@@ -123,6 +124,14 @@ __device__ __forceinline__ void redAddFloat2(float *address, float lo, float hi)
 #else
   asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(address), "f"(lo) : "memory");
   asm volatile("red.global.add.f32 [%0], %1;\n" ::"l"(address + 1), "f"(hi) : "memory");
+#endif
+}
+
+/// Orders this thread's earlier generic-proxy shared-memory writes (st.shared, cp.async) before
+/// later async-proxy reads of them (wgmma operands); pair it with a barrier. sm_90 and later.
+__device__ __forceinline__ void fenceProxyAsyncShared() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
 

@@ -13,6 +13,7 @@
 #include "Error.h"
 #include "Files.h"
 #include "Nvrtc.h"
+#include "TargetArch.h"
 
 #include <atomic>
 #include <utility>
@@ -85,6 +86,16 @@ std::string deviceArch(const Driver &d, CUdevice device) {
   return "sm_" + std::to_string(major) + std::to_string(minor);
 }
 
+/// The architecture to compile `package` for on a GPU of `gpuArch`
+/// (archForDevice); ATTNRT_ERROR_UNSUPPORTED when its launch.arch rules that
+/// GPU out (sm_90a on anything but compute capability 9.0).
+std::string compileArch(const PackageData &package, const std::string &gpuArch) {
+  DeviceArch choice = archForDevice(package, gpuArch);
+  if (!choice.problem.empty())
+    fail(ATTNRT_ERROR_UNSUPPORTED, choice.problem);
+  return choice.arch;
+}
+
 /// Loads `cubin` into the module's context and finds the entry point;
 /// returns "" or why the driver refused the image. An image without the
 /// entry point is the package's fault: ATTNRT_ERROR_PACKAGE.
@@ -150,7 +161,7 @@ void checkSharedMemory(const CudaModule &m, const PackageData &package) {
            "kernel \"" + package.name + "\": " + launch->entry + " needs " +
                std::to_string(launch->sharedBytes) +
                " bytes of shared memory per block (the manifest's shared_bytes), but this GPU (" +
-               m.arch + ") allows at most " + std::to_string(optIn));
+               m.deviceArch + ") allows at most " + std::to_string(optIn));
 }
 
 /// Opts each kernel in to its dynamic shared memory when that is above the
@@ -218,7 +229,9 @@ std::unique_ptr<CudaModule> loadCudaKernel(const PackageData &package,
   auto m = std::make_unique<CudaModule>(requireDriver(package));
   selectContext(*m);
   ContextGuard guard(m->driver, m->context);
-  m->arch = deviceArch(m->driver, m->device);
+  m->deviceArch = deviceArch(m->driver, m->device);
+  // Before the cache is looked at: a GPU the kernel cannot run on caches nothing.
+  m->arch = compileArch(package, m->deviceArch);
   checkSharedMemory(*m, package);
 
   const std::vector<std::string> nvrtcOptions = nvrtc::options(m->arch);
@@ -274,14 +287,11 @@ attnrt_nvrtc_report nvrtcCheck(const PackageData &package, const char *arch) {
   std::string target;
   if (arch) {
     target = arch;
-    if (!nvrtc::isRealArch(target))
-      fail(ATTNRT_ERROR_INVALID_ARGUMENT,
-           "arch: expected a GPU architecture sm_XY (\"sm_80\", \"sm_90\", \"sm_90a\"), got \"" +
-               target + "\"");
+    nvrtc::requireArch(package, target);
   } else {
     const Driver &d = requireDriver(package);
     CUcontext current = nullptr;
-    target = deviceArch(d, currentDevice(d, current));
+    target = compileArch(package, deviceArch(d, currentDevice(d, current)));
   }
   std::vector<std::string> options = nvrtc::options(target);
   options.push_back("--ptxas-options=-v");

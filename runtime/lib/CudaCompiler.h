@@ -4,8 +4,11 @@
 // of the calling thread's current context, else device 0 (its primary
 // context); its compute capability picks the architecture; a cache hit hands
 // the cached cubin to cuModuleLoadData, a miss compiles it with NVRTC and
-// publishes it. The disk cache is the CPU target's (DiskCache.h): same
-// directory, same sealed entries, `<name>-cuda-sm90-<key>.cubin`.
+// publishes it. A package whose launch.arch is arch-specific (sm_90a) is
+// compiled for that target, and only on a GPU of its compute capability
+// (TargetArch.h). The disk cache is the CPU target's (DiskCache.h): same
+// directory, same sealed entries, `<name>-cuda-sm90-<key>.cubin` (sm90a for
+// sm_90a).
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,19 +44,22 @@ public:
   /// null where the package has none.
   cuda::CUfunction preprocess = nullptr, dkdv = nullptr, dq = nullptr, dqConvert = nullptr,
                    dkdvConvert = nullptr;
-  std::string arch;                    ///< "sm_90"
+  std::string deviceArch; ///< the GPU's architecture, from its compute capability: "sm_90"
+  std::string arch;       ///< the one compiled for: deviceArch, or launch.arch ("sm_90a")
   bool fromCache = false;              ///< loaded from an existing cache entry
 };
 
 /// Compiles or loads the package's CUDA kernel. `options` may be null (its
 /// `cxx` is ignored). Throws Error: ATTNRT_ERROR_UNSUPPORTED without a driver
-/// or a GPU, or when the device cannot give launch.shared_bytes;
+/// or a GPU, when the package's launch.arch rules the GPU out, or when the
+/// device cannot give launch.shared_bytes;
 /// ATTNRT_ERROR_COMPILE with NVRTC's log when it fails.
 std::unique_ptr<CudaModule> loadCudaKernel(const PackageData &package,
                                            const attnrt_compile_options *options);
 
-/// attnrt_nvrtc_check: compiles the package for `arch` (null: the current
-/// GPU's) with ptxas's verbose report and reads the entry's figures. Throws Error.
+/// attnrt_nvrtc_check: compiles the package for `arch` (null: what
+/// loadCudaKernel would compile for on the current GPU) with ptxas's verbose
+/// report and reads the entry's figures. Throws Error.
 attnrt_nvrtc_report nvrtcCheck(const PackageData &package, const char *arch);
 
 } // namespace attnc::runtime

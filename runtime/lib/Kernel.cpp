@@ -243,14 +243,14 @@ void Kernel::forwardCpu(const attnc_forward_args &args, int32_t numThreads) {
 void Kernel::forwardCuda(attnc_forward_args &args, void *stream, bool wait) {
   const Driver &d = cuda_->driver;
   const PackageData &p = *package_;
-  const int64_t queryTiles = (args.nq + p.blockM - 1) / p.blockM;
-  if (queryTiles > kMaxGridX)
+  const Grid blocks = forwardGrid(p, args.batch, args.nq);
+  if (blocks.x > kMaxGridX)
     fail(ATTNRT_ERROR_INVALID_ARGUMENT, "q: seq_len.q " + std::to_string(args.nq) +
                                             " needs more query tiles than a CUDA grid has");
   args.num_threads = static_cast<int32_t>(p.threadsPerBlock);
   void *params[] = {&args};
-  const unsigned grid[3] = {static_cast<unsigned>(queryTiles), static_cast<unsigned>(p.queryHeads),
-                            static_cast<unsigned>(args.batch)};
+  const unsigned grid[3] = {static_cast<unsigned>(blocks.x), static_cast<unsigned>(blocks.y),
+                            static_cast<unsigned>(blocks.z)};
   auto cuStream = static_cast<CUstream>(stream);
   if (CUresult result = d.cuLaunchKernel(
           cuda_->function, grid[0], grid[1], grid[2], static_cast<unsigned>(p.threadsPerBlock), 1,
@@ -386,10 +386,12 @@ void Kernel::launchBackward(attnc_backward_args &args, int32_t numThreads, void 
 }
 
 void Kernel::launchCuda(CUfunction function, const PackageData::CudaLaunch &launch,
-                        const unsigned (&grid)[3], void *params, void *stream) {
+                        const Grid &blocks, void *params, void *stream) {
   const Driver &d = cuda_->driver;
-  if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0)
+  if (blocks.x == 0 || blocks.y == 0 || blocks.z == 0)
     return; // nothing to do (a residue class without queries or keys)
+  const unsigned grid[3] = {static_cast<unsigned>(blocks.x), static_cast<unsigned>(blocks.y),
+                            static_cast<unsigned>(blocks.z)};
   void *arguments[] = {params};
   if (CUresult result = d.cuLaunchKernel(
           function, grid[0], grid[1], grid[2], static_cast<unsigned>(launch.threadsPerBlock), 1, 1,
@@ -406,9 +408,9 @@ void Kernel::launchCuda(CUfunction function, const PackageData::CudaLaunch &laun
 void Kernel::backwardCuda(attnc_backward_args &args, void *stream) {
   const Driver &d = cuda_->driver;
   const PackageData &p = *package_;
-  const int64_t queryTiles = (args.nq + p.blockM - 1) / p.blockM;
-  const int64_t kvTiles = (args.nk + p.dkdv.blockN - 1) / p.dkdv.blockN;
-  if (std::max(queryTiles, kvTiles) > kMaxGridX)
+  // Query-grid kernels tile seq_len.q by their own block_m, dK/dV by block_n.
+  const BackwardGrids grids = backwardGrids(p, args.batch, args.nq, args.nk);
+  if (std::max({grids.preprocess.x, grids.dkdv.x, grids.dq.x}) > kMaxGridX)
     fail(ATTNRT_ERROR_INVALID_ARGUMENT, "q: the lengths need more tiles than a CUDA grid has");
   // The float32 workspace, stream-ordered: delta [B, Hq, Nq], then (atomic
   // dQ) dq_accum [B, Nq, Hq, D], 16-byte aligned.
@@ -447,24 +449,15 @@ void Kernel::backwardCuda(attnc_backward_args &args, void *stream) {
     }
   } freeWorkspace{d, workspace, cuStream};
 
-  const unsigned queryGrid[3] = {static_cast<unsigned>(queryTiles),
-                                 static_cast<unsigned>(p.queryHeads),
-                                 static_cast<unsigned>(args.batch)};
-  const unsigned kvGrid[3] = {static_cast<unsigned>(kvTiles),
-                              static_cast<unsigned>(p.kvHeads * splits),
-                              static_cast<unsigned>(args.batch)};
-  const unsigned convertGrid[3] = {static_cast<unsigned>(kvTiles),
-                                   static_cast<unsigned>(p.kvHeads),
-                                   static_cast<unsigned>(args.batch)};
   args.num_threads = static_cast<int32_t>(p.dkdv.threadsPerBlock);
-  launchCuda(cuda_->preprocess, p.preprocess, queryGrid, &args, stream);
-  launchCuda(cuda_->dkdv, p.dkdv, kvGrid, &args, stream);
+  launchCuda(cuda_->preprocess, p.preprocess, grids.preprocess, &args, stream);
+  launchCuda(cuda_->dkdv, p.dkdv, grids.dkdv, &args, stream);
   if (splits > 1)
-    launchCuda(cuda_->dkdvConvert, p.dkdvConvert, convertGrid, &args, stream);
+    launchCuda(cuda_->dkdvConvert, p.dkdvConvert, grids.dkdvConvert, &args, stream);
   if (p.deterministic)
-    launchCuda(cuda_->dq, p.dq, queryGrid, &args, stream);
+    launchCuda(cuda_->dq, p.dq, grids.dq, &args, stream);
   else
-    launchCuda(cuda_->dqConvert, p.dqConvert, queryGrid, &args, stream);
+    launchCuda(cuda_->dqConvert, p.dqConvert, grids.dq, &args, stream);
 }
 
 void Kernel::synchronize(void *stream) {

@@ -15,6 +15,7 @@
 
 #include "CpuCompiler.h"
 #include "CudaCompiler.h"
+#include "LaunchGrid.h"
 #include "Package.h"
 #include "Schedule.h"
 
@@ -96,7 +97,7 @@ private:
   void backwardCuda(attnc_backward_args &args, void *stream);
   /// Launches one CUDA kernel of the package on `stream`.
   void launchCuda(cuda::CUfunction function, const PackageData::CudaLaunch &launch,
-                  const unsigned (&grid)[3], void *params, void *stream);
+                  const Grid &grid, void *params, void *stream);
   /// Waits for the stream; a failure on the GPU is ATTNRT_ERROR_KERNEL.
   void synchronize(void *stream);
 

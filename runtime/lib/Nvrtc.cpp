@@ -13,6 +13,7 @@
 #include "DiskCache.h"
 #include "Error.h"
 #include "Files.h"
+#include "TargetArch.h"
 
 #include <algorithm>
 #include <atomic>
@@ -254,18 +255,16 @@ std::vector<std::string_view> headerKeyParts() {
   return parts;
 }
 
-bool isRealArch(const std::string &arch) {
-  if (arch.size() < 5 || arch.compare(0, 3, "sm_") != 0)
-    return false;
-  size_t end = arch.size();
-  if (arch[end - 1] == 'a' || arch[end - 1] == 'f')
-    --end;
-  if (end - 3 < 2 || end - 3 > 3)
-    return false;
-  for (size_t i = 3; i < end; ++i)
-    if (arch[i] < '0' || arch[i] > '9')
-      return false;
-  return true;
+bool isRealArch(const std::string &arch) { return archNumber(arch) >= 0; }
+
+void requireArch(const PackageData &package, const std::string &arch) {
+  if (!isRealArch(arch))
+    fail(ATTNRT_ERROR_INVALID_ARGUMENT,
+         "arch: expected a GPU architecture sm_XY (\"sm_80\", \"sm_90\", \"sm_90a\"), got \"" +
+             arch + "\"");
+  std::string problem = archArgumentProblem(package, arch);
+  if (!problem.empty())
+    fail(ATTNRT_ERROR_INVALID_ARGUMENT, problem);
 }
 
 Build compile(const PackageData &package, const std::vector<std::string> &options, bool verbose,
@@ -455,10 +454,7 @@ ArchBuild compileForArch(const PackageData &package, const std::string &arch, bo
   if (package.target != Target::Cuda)
     fail(ATTNRT_ERROR_INVALID_ARGUMENT,
          "package: NVRTC compiles CUDA packages; kernel \"" + package.name + "\" targets cpu");
-  if (!isRealArch(arch))
-    fail(ATTNRT_ERROR_INVALID_ARGUMENT,
-         "arch: expected a GPU architecture sm_XY (\"sm_80\", \"sm_90\", \"sm_90a\"), got \"" +
-             arch + "\"");
+  requireArch(package, arch);
   ArchBuild out;
   out.arch = arch;
   out.version = version();

@@ -36,6 +36,12 @@ std::vector<std::string_view> headerKeyParts();
 /// "sm_" followed by digits and an optional 'a' or 'f' suffix.
 bool isRealArch(const std::string &arch);
 
+/// Fails with ATTNRT_ERROR_INVALID_ARGUMENT naming the argument `arch` unless
+/// it is a real architecture (isRealArch) that the package's kernel can be
+/// compiled for: any for portable packages, else the one their launch.arch
+/// requires (TargetArch.h: "sm_90a" only for a wgmma forward).
+void requireArch(const PackageData &package, const std::string &arch);
+
 /// One NVRTC build.
 struct Build {
   std::string cubin; ///< the compiled cubin
@@ -100,12 +106,13 @@ struct ArchBuild {
   std::vector<EntryReport> entries; ///< with report: every entry, in ptxas's order
 };
 
-/// Compiles a CUDA package for `arch` (isRealArch) with the options kernel
+/// Compiles a CUDA package for `arch` (requireArch) with the options kernel
 /// creation uses, keeping the PTX if `wantPtx`. With `report`, a second
 /// compile of the same source with ptxas's verbose report and a
 /// freshDefinition() appended reads every entry's figures, so that the PTX
 /// and cubin returned stay those of the clean source, byte for byte. Throws
-/// Error: ATTNRT_ERROR_INVALID_ARGUMENT (CPU package, malformed arch),
+/// Error: ATTNRT_ERROR_INVALID_ARGUMENT (CPU package, malformed arch, an
+/// arch the package's launch.arch excludes),
 /// ATTNRT_ERROR_COMPILE, ATTNRT_ERROR_PACKAGE (the report names no entry or
 /// lacks the package's entry point), ATTNRT_ERROR_UNSUPPORTED (no NVRTC).
 ArchBuild compileForArch(const PackageData &package, const std::string &arch, bool wantPtx,

@@ -12,6 +12,7 @@
 
 #include "Error.h"
 #include "Files.h"
+#include "TargetArch.h"
 
 #include "attnc/Mask/Tiles.h"
 #include "attnc/Spec/Spec.h"
@@ -38,6 +39,11 @@ const char *const kCudaGrid[] = {"query_tiles", "heads.query", "batch"};
 constexpr const char *kQueryTiles = "ceil(seq_len.q / tile.block_m)";
 /// The most threads a CUDA thread block may have.
 constexpr int64_t kMaxThreadsPerBlock = 1024;
+/// tile.mma's values.
+constexpr const char *kMmaSync = "sync";
+constexpr const char *kMmaWgmma = "wgmma";
+/// The launch.arch a wgmma forward needs: Hopper's arch-specific target.
+constexpr const char *kWgmmaArch = "sm_90a";
 
 /// A value for messages: its JSON type and text, shortened.
 std::string describe(const Json &value) {
@@ -181,8 +187,10 @@ void checkArguments(const ManifestReader &reader, const Json &arguments, const s
 }
 
 /// Checks a CUDA package's launch configuration, the one the runtime uses:
-/// grid (x, y, z) = (query tiles, query heads, batch), the block size and the
-/// dynamic shared memory per block. (CPU packages' launch is informative.)
+/// grid (x, y, z) = (query tiles, query heads, batch), the block size, the
+/// dynamic shared memory per block and the architecture the kernels need
+/// (launch.arch, TargetArch.h; a tile.mma "wgmma" forward needs "sm_90a").
+/// (CPU packages' launch is informative.)
 void checkCudaLaunch(const ManifestReader &reader, const Json &launch, PackageData &p) {
   const Json grid = Json::array({kCudaGrid[0], kCudaGrid[1], kCudaGrid[2]});
   const Json &actualGrid = reader.member(launch, "launch", "grid");
@@ -201,12 +209,37 @@ void checkCudaLaunch(const ManifestReader &reader, const Json &launch, PackageDa
   if (p.sharedBytes > std::numeric_limits<int32_t>::max())
     reader.error("launch.shared_bytes: " + std::to_string(p.sharedBytes) +
                  " bytes of shared memory per block is more than any GPU has");
+  if (launch.contains("arch")) {
+    p.arch = reader.string(launch, "launch", "arch");
+    if (!isLaunchArch(p.arch))
+      reader.error("launch.arch: expected a GPU architecture \"sm_XY\" with an optional 'a' "
+                   "(\"sm_90a\"), got " +
+                   jsonString(p.arch));
+  }
+  if (p.mma == Mma::Wgmma && p.arch != kWgmmaArch)
+    reader.error(std::string("tile.mma: \"wgmma\" (Hopper warpgroup MMA) needs launch.arch \"") +
+                 kWgmmaArch + "\", got " +
+                 (p.arch.empty() ? std::string("none (a portable kernel)") : jsonString(p.arch)));
 }
 
-/// Reads one backward kernel of a CUDA package: backward.kernels.ROLE.
+/// Reads tile.mma (absent: "sync", as before it existed).
+Mma readMma(const ManifestReader &reader, const Json &tile) {
+  if (!tile.contains("mma"))
+    return Mma::Sync;
+  std::string mma = reader.string(tile, "tile", "mma");
+  if (mma == kMmaSync)
+    return Mma::Sync;
+  if (mma == kMmaWgmma)
+    return Mma::Wgmma;
+  reader.error(std::string("tile.mma: expected \"") + kMmaSync + "\" or \"" + kMmaWgmma +
+               "\", got " + jsonString(mma));
+}
+
+/// Reads one backward kernel of a CUDA package: backward.kernels.ROLE. A
+/// query-grid kernel (grid x "query_tiles") may name its own block_m.
 PackageData::CudaLaunch cudaBackwardKernel(const ManifestReader &reader, const Json &kernels,
                                            const std::string &role, const char *symbol,
-                                           const Json &grid) {
+                                           const Json &grid, const PackageData &p) {
   const std::string path = "backward.kernels." + role;
   const Json &k = reader.object(kernels, "backward.kernels", role);
   PackageData::CudaLaunch launch;
@@ -225,6 +258,13 @@ PackageData::CudaLaunch cudaBackwardKernel(const ManifestReader &reader, const J
   if (launch.sharedBytes > std::numeric_limits<int32_t>::max())
     reader.error(path + ".shared_bytes: " + std::to_string(launch.sharedBytes) +
                  " bytes of shared memory per block is more than any GPU has");
+  if (grid[0] == "query_tiles" && k.contains("block_m")) {
+    launch.blockM = reader.integerAtLeast(k, path, "block_m", 1);
+    if (p.schedule == ScheduleKind::Table && launch.blockM != p.blockM)
+      reader.error(path + ".block_m: " + std::to_string(launch.blockM) +
+                   " must equal tile.block_m (" + std::to_string(p.blockM) +
+                   ") with a table schedule: the row table has the forward's tiles");
+  }
   return launch;
 }
 
@@ -252,8 +292,9 @@ void checkBackward(const ManifestReader &reader, const Json &root, bool cuda, Pa
   const Json queryGrid = Json::array({"query_tiles", "heads.query", "batch"});
   const Json kvGrid = Json::array({"kv_tiles", "heads.kv", "batch"});
   p.preprocess = cudaBackwardKernel(reader, kernels, "preprocess",
-                                    ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, queryGrid);
-  p.dkdv = cudaBackwardKernel(reader, kernels, "dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvGrid);
+                                    ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, queryGrid, p);
+  p.dkdv =
+      cudaBackwardKernel(reader, kernels, "dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvGrid, p);
   const Json &dkdv = reader.object(kernels, "backward.kernels", "dkdv");
   p.dkdv.blockN = reader.integerAtLeast(dkdv, "backward.kernels.dkdv", "block_n", 1);
   p.dkdv.groupSplits = reader.integerAtLeast(dkdv, "backward.kernels.dkdv", "group_splits", 1);
@@ -263,16 +304,16 @@ void checkBackward(const ManifestReader &reader, const Json &root, bool cuda, Pa
                  std::to_string(p.queryHeads / p.kvHeads) + ")");
   if (p.dkdv.groupSplits > 1)
     p.dkdvConvert = cudaBackwardKernel(reader, kernels, "dkdv_convert",
-                                       ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL, kvGrid);
+                                       ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL, kvGrid, p);
   if (p.schedule == ScheduleKind::Table && p.dkdv.blockN != p.blockN)
     reader.error("backward.kernels.dkdv.block_n: " + std::to_string(p.dkdv.blockN) +
                  " must equal tile.block_n (" + std::to_string(p.blockN) +
                  ") with a table schedule: the column table has the forward's tiles");
   if (p.deterministic)
-    p.dq = cudaBackwardKernel(reader, kernels, "dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, queryGrid);
+    p.dq = cudaBackwardKernel(reader, kernels, "dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, queryGrid, p);
   else
     p.dqConvert = cudaBackwardKernel(reader, kernels, "dq_convert",
-                                     ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, queryGrid);
+                                     ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, queryGrid, p);
 }
 
 /// Validates a manifest's text; `readSource(file)` supplies the source it names.
@@ -397,6 +438,7 @@ parseManifest(const std::string &manifestPath, const std::string &text,
   const Json &tile = reader.object(root, "", "tile");
   package->blockM = reader.integerAtLeast(tile, "tile", "block_m", 1);
   package->blockN = reader.integerAtLeast(tile, "tile", "block_n", 1);
+  package->mma = readMma(reader, tile);
 
   const Json &schedule = reader.object(root, "", "schedule");
   std::string kind = reader.string(schedule, "schedule", "kind");
@@ -434,8 +476,15 @@ parseManifest(const std::string &manifestPath, const std::string &text,
                         "expected its capacity"));
 
   const Json &launch = reader.object(root, "", "launch");
-  if (cuda)
+  if (cuda) {
     checkCudaLaunch(reader, launch, *package);
+  } else {
+    if (launch.contains("arch"))
+      reader.error("launch.arch: a cpu package has no GPU architecture, got " +
+                   describe(launch.at("arch")));
+    if (package->mma != Mma::Sync)
+      reader.error("tile.mma: \"wgmma\" is a Hopper GPU instruction; cpu packages use \"sync\"");
+  }
   checkBackward(reader, root, cuda, *package);
   checkArguments(reader, reader.member(root, "", "arguments"), dtype, *package);
   return package;

@@ -35,6 +35,12 @@ enum class Target {
   Cuda, ///< CUDA C++ for NVRTC; entry ATTNC_CUDA_FORWARD_SYMBOL
 };
 
+/// How a package's forward kernel multiplies its tiles (tile.mma).
+enum class Mma {
+  Sync,  ///< "sync": mma.sync m16n8k16, any GPU from sm_80
+  Wgmma, ///< "wgmma": Hopper warpgroup MMA, only sm_90a (launch.arch)
+};
+
 /// A validated package. Immutable once loaded; kernels keep it alive.
 struct PackageData {
   std::string manifestPath; ///< "DIR/manifest.json", or "manifest.json" from memory
@@ -46,6 +52,7 @@ struct PackageData {
   int64_t headDim = 0, queryHeads = 0, kvHeads = 0;
   std::optional<int64_t> seqLenQ, seqLenKV; ///< fixed by the spec, else given at launch
   int64_t blockM = 0, blockN = 0;
+  Mma mma = Mma::Sync; ///< tile.mma (informational; absent: "sync")
   ScheduleKind schedule = ScheduleKind::Band;
   int64_t runtimeGlobalTokens = 0; ///< capacity of the launch-time token list
   /// d > 1: a dilated window re-indexed by residue class; the kernel runs
@@ -57,12 +64,19 @@ struct PackageData {
   /// CUDA: launch.threads_per_block and launch.shared_bytes (dynamic shared
   /// memory per block); 0 for CPU packages.
   int64_t threadsPerBlock = 0, sharedBytes = 0;
+  /// CUDA: launch.arch, the GPU architecture the kernel needs (TargetArch.h):
+  /// "sm_90a" for a Hopper wgmma forward; empty for portable kernels,
+  /// compiled for the architecture of whichever GPU runs them.
+  std::string arch;
 
   /// A backward CUDA kernel: entry point and launch size (the manifest's
   /// backward.kernels.ROLE).
   struct CudaLaunch {
     std::string entry;
     int64_t threadsPerBlock = 0, sharedBytes = 0;
+    /// preprocess, dq, dq_convert: query rows per tile, grid x = ceil(nq /
+    /// blockM); 0 (the kernel names no block_m): the forward's tile.block_m.
+    int64_t blockM = 0;
     int64_t blockN = 0; ///< dkdv: keys per kv tile, grid x = ceil(nk / blockN)
     int64_t groupSplits = 1; ///< dkdv: blocks per (kv tile, kv head), grid y = Hkv x this
   };

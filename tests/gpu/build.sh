@@ -5,6 +5,9 @@
 #
 #   tests/gpu/build.sh [out dir] [variant ...]
 #
+# test_causal_wgmma and test_table_wgmma are the same kernels with the Hopper
+# wgmma tile config (sm_90a).
+#
 # A variant BMxBNxWARPSxSTAGESxMINBLOCKS (e.g. 64x64x4x2x2) builds
 # test_causal_<variant> with other tile sizes for the causal kernel; none: the
 # default set below.
@@ -34,6 +37,14 @@ build() { # name, defines...
 build test_causal -DATTNC_REFERENCE_CAUSAL_GQA &
 build test_table -DATTNC_REFERENCE_WINDOW_TABLE &
 wait
+# The Hopper wgmma mainloop (attnc_cuda_sm90.cuh) of both kernels: the sm_90a target only.
+portable=("${flags[@]}")
+flags=("${flags[@]/-arch=$arch/-gencode=arch=compute_90a,code=sm_90a}")
+build test_causal_wgmma -DATTNC_REFERENCE_CAUSAL_GQA -DATTNC_TUNE_WGMMA -DATTNC_TUNE_BLOCK_M=128 \
+  -DATTNC_TUNE_BLOCK_N=128 -DATTNC_TUNE_NUM_WARPS=8 -DATTNC_TUNE_MIN_BLOCKS=1 &
+build test_table_wgmma -DATTNC_REFERENCE_WINDOW_TABLE -DATTNC_TUNE_WGMMA &
+wait
+flags=("${portable[@]}")
 for v in "${variants[@]}"; do
   IFS=x read -r bm bn w s mb <<<"$v"
   build "test_causal_$v" -DATTNC_REFERENCE_CAUSAL_GQA -DATTNC_TUNE_BLOCK_M="$bm" \

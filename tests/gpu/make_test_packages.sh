@@ -8,7 +8,15 @@
 # variant NAME_det ("deterministic": true: dQ by a separate pass, bitwise
 # reproducible): every mask family x GQA x {bf16 D 128, fp16 D 64}, 16
 # packages, each beside its atomic twin NAME. BACKWARD=0 makes forward-only
-# packages and no variants (for an attnc without the backward pass).
+# packages and no deterministic variants (for an attnc without the backward
+# pass).
+#
+# Every package also comes as a Hopper variant NAME_wgmma (--arch sm_90a: the
+# forward runs the wgmma mainloop, for sm_90a GPUs only), with the backward
+# pass (mma.sync kernels on their own tiles) where the mask is a band (full,
+# causal, window, dilated) and forward-only for table masks, whose schedule
+# the backward would share with a wgmma forward (attn-tile gives those
+# mma.sync tiles when there is a backward).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 attnc=${BUILD_DIR:-build}/bin/attnc
@@ -27,12 +35,16 @@ declare -A masks=(
   [composed]='{"intersect": [{"causal": {}}, {"union": [{"window": {"left": 200, "right": 0, "dilation": 2}}, {"global": {"tokens": [3, 40]}}]}]}'
 )
 
-# package NAME DTYPE D HQ HKV MASK EXTRA: writes the spec (EXTRA: more
-# top-level fields, each with a leading comma) and compiles it into $out/NAME.
+# The masks with a closed-form (band) schedule; the others get tables.
+declare -A band=([full]=1 [causal]=1 [window]=1 [dilated]=1)
+
+# package NAME DTYPE D HQ HKV MASK EXTRA [FLAGS...]: writes the spec (EXTRA:
+# more top-level fields, each with a leading comma) and compiles it into
+# $out/NAME with attnc's FLAGS.
 package() {
   printf '{"attnc": 1, "name": "%s", "dtype": "%s", "head_dim": %s, "heads": {"query": %s, "kv": %s}, "mask": %s%s}\n' \
     "$1" "$2" "$3" "$4" "$5" "$6" "$7" > "$tmp/$1.json"
-  "$attnc" "$tmp/$1.json" --emit=package --target=cuda -o "$out/$1"
+  "$attnc" "$tmp/$1.json" --emit=package --target=cuda "${@:8}" -o "$out/$1"
 }
 
 extra=''
@@ -44,6 +56,10 @@ for m in "${!masks[@]}"; do
       for d in 64 128; do
         name="${m}_$3_${dtype}_d$d"
         package "$name" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra"
+        # The Hopper twin: a wgmma forward; the backward only under a band.
+        wgmma_extra=''
+        [[ -n "${band[$m]:-}" ]] && wgmma_extra=$extra
+        package "${name}_wgmma" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$wgmma_extra" --arch=sm_90a
         # The deterministic twin of a subset.
         if [[ $backward == 1 && $3 == gqa && "$dtype$d" =~ ^(bf16128|fp1664)$ ]]; then
           package "${name}_det" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra, \"deterministic\": true"

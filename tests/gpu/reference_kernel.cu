@@ -25,6 +25,12 @@
 #ifndef ATTNC_TUNE_STAGES
 #define ATTNC_TUNE_STAGES 2
 #endif
+// ATTNC_TUNE_WGMMA: the Hopper (sm_90a) wgmma mainloop's tile config (attnc_cuda_sm90.cuh).
+#ifdef ATTNC_TUNE_WGMMA
+#define ATTNC_TUNE_CONFIG WgmmaConfig
+#else
+#define ATTNC_TUNE_CONFIG FlashConfig
+#endif
 #ifndef ATTNC_TUNE_MIN_BLOCKS
 #define ATTNC_TUNE_MIN_BLOCKS 2
 #endif
@@ -39,6 +45,9 @@
 // tile 64x64, 4 warps, 2 stages, 2 blocks/SM, schedule: closed form (band)
 
 #include "attnc_cuda.cuh"
+#ifdef ATTNC_TUNE_WGMMA
+#include "attnc_cuda_sm90.cuh"
+#endif
 #include "kernel_abi.h"
 
 namespace {
@@ -58,7 +67,7 @@ constexpr float SCALE_LOG2 = 0.0883883476f * kLog2e; // softmax scale 1/sqrt(128
 // The mask's closed form: lo <= p - k <= hi and (p - k) % period == 0.
 __device__ constexpr Band kBand = tightenBand(0, kUnbounded, 1);
 
-using Cfg = FlashConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;
+using Cfg = ATTNC_TUNE_CONFIG<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;
 static_assert(QUERY_HEADS % KV_HEADS == 0, "GQA: query heads are a multiple of kv heads");
 
 } // namespace
@@ -68,7 +77,7 @@ static_assert(QUERY_HEADS % KV_HEADS == 0, "GQA: query heads are a multiple of k
 extern "C" __global__ void __launch_bounds__(Cfg::kNumThreads, MIN_BLOCKS)
     attnc_forward_kernel(const __grid_constant__ attnc_forward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
-  SharedStorage<Cfg> &smem = *reinterpret_cast<SharedStorage<Cfg> *>(attnc_shared);
+  SharedStorage<Cfg> &smem = sharedStorage<Cfg>(attnc_shared);
   const int64_t qt = queryTileIndex();
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;
@@ -127,16 +136,26 @@ extern "C" __global__ void __launch_bounds__(Cfg::kNumThreads, MIN_BLOCKS)
 // tile 128x32, 4 warps, 3 stages, 1 block/SM, schedule: table at launch
 
 #include "attnc_cuda.cuh"
+#ifdef ATTNC_TUNE_WGMMA
+#include "attnc_cuda_sm90.cuh"
+#endif
 #include "kernel_abi.h"
 
 namespace {
 
 using namespace attnc_cuda;
 
+#ifdef ATTNC_TUNE_WGMMA // the Hopper tile: two warpgroups of 64 rows, 128-key tiles
+constexpr int BLOCK_M = 128; // query rows per thread block
+constexpr int BLOCK_N = 128; // keys per kv tile
+constexpr int NUM_WARPS = 8;
+constexpr int STAGES = 2; // kv tiles in flight
+#else
 constexpr int BLOCK_M = 128; // query rows per thread block
 constexpr int BLOCK_N = 32; // keys per kv tile
 constexpr int NUM_WARPS = 4;
 constexpr int STAGES = 3; // kv tiles in flight
+#endif
 constexpr int MIN_BLOCKS = 1; // resident blocks per SM the registers must allow
 constexpr int HEAD_DIM = 64;
 constexpr int QUERY_HEADS = 8;
@@ -144,7 +163,7 @@ constexpr int KV_HEADS = 2;
 constexpr bool IS_BF16 = false; // element type of Q, K, V and O (else fp16)
 constexpr float SCALE_LOG2 = 0.125f * kLog2e; // softmax scale 1/sqrt(64) times log2(e)
 
-using Cfg = FlashConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;
+using Cfg = ATTNC_TUNE_CONFIG<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;
 static_assert(QUERY_HEADS % KV_HEADS == 0, "GQA: query heads are a multiple of kv heads");
 
 } // namespace
@@ -154,7 +173,7 @@ static_assert(QUERY_HEADS % KV_HEADS == 0, "GQA: query heads are a multiple of k
 extern "C" __global__ void __launch_bounds__(Cfg::kNumThreads, MIN_BLOCKS)
     attnc_forward_kernel(const __grid_constant__ attnc_forward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
-  SharedStorage<Cfg> &smem = *reinterpret_cast<SharedStorage<Cfg> *>(attnc_shared);
+  SharedStorage<Cfg> &smem = sharedStorage<Cfg>(attnc_shared);
   const int64_t qt = queryTileIndex();
   const int64_t h = blockIdx.y;
   const int64_t b = blockIdx.z;

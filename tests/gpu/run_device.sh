@@ -34,6 +34,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.g
   --format=csv | tee "$out/summary.log"
 step tests.log 300 "$bin/test_causal"
 step tests.log 120 "$bin/test_table"
+step tests.log 300 "$bin/test_causal_wgmma"
+step tests.log 120 "$bin/test_table_wgmma"
 for v in "$bin"/test_causal_*; do
   step bench.log 60 "$v" --bench-only
 done
@@ -57,6 +59,10 @@ if [ "$sanitizer" = 1 ]; then
   step sanitizer.log 150 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/test_table" --quick --no-bench
   step sanitizer.log 150 compute-sanitizer --tool racecheck --error-exitcode 1 "$bin/test_table" --quick --no-bench
   step sanitizer.log 150 compute-sanitizer --tool racecheck --error-exitcode 1 "$bin/test_causal" --quick --no-bench
+  for w in test_causal_wgmma test_table_wgmma; do
+    step sanitizer.log 150 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/$w" --quick --no-bench
+    step sanitizer.log 150 compute-sanitizer --tool racecheck --error-exitcode 1 "$bin/$w" --quick --no-bench
+  done
 fi
 {
   echo "=== summary"

@@ -30,7 +30,7 @@
 namespace {
 
 /// Dynamic shared memory and threads of one thread block of the kernel under test.
-constexpr unsigned ATTNC_SHARED_BYTES = sizeof(SharedStorage<Cfg>);
+constexpr unsigned ATTNC_SHARED_BYTES = kSharedBytes<Cfg>;
 constexpr unsigned ATTNC_NUM_THREADS = Cfg::kNumThreads;
 
 #define CUDA_CHECK(call)                                                                           \

@@ -5,7 +5,10 @@
 // pass: atomic dQ everywhere, deterministic dQ for one grouping per family)
 // is emitted by libattnc and compiled by the runtime's NVRTC for sm_80 and
 // sm_90, with zero local memory (no stack frame, no spills) in every entry
-// point: the forward and each backward kernel. Prints registers per entry.
+// point: the forward and each backward kernel. The Hopper matrix compiles
+// the same families for --arch sm_90a, whose forward runs wgmma: forward
+// only, and with the backward pass (mma.sync kernels) where the mask is a
+// band. Prints registers per entry.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,7 +32,49 @@ namespace {
 
 struct Case {
   std::string name, json;
+  /// CompileOptions::arch: "" (mma.sync, compiled for sm_80 and sm_90) or
+  /// "sm_90a" (the Hopper wgmma forward, compiled for sm_90a).
+  std::string arch;
+  /// Whether the forward must come out as a wgmma kernel.
+  bool wgmma = false;
 };
+
+/// The spec of one matrix case (lengths given at launch).
+std::string matrixSpec(const std::string &name, const std::string &dtype, int headDim,
+                       std::pair<int, int> heads, const std::string &mask, bool backward,
+                       bool deterministic) {
+  return R"({"attnc": 1, "name": ")" + name + R"(", "dtype": ")" + dtype +
+         R"(", "head_dim": )" + std::to_string(headDim) + R"(, "heads": {"query": )" +
+         std::to_string(heads.first) + R"(, "kv": )" + std::to_string(heads.second) +
+         R"(}, "mask": )" + mask + R"(, "backward": )" + (backward ? "true" : "false") +
+         R"(, "deterministic": )" + (deterministic ? "true" : "false") + "}";
+}
+
+/// Every mask family: its name, mask, and whether it has a closed-form band
+/// schedule (else a table).
+struct MaskFamily {
+  const char *name, *mask;
+  bool band;
+};
+const MaskFamily kMaskFamilies[] = {
+    {"full", R"({"full": {}})", true},
+    {"causal", R"({"causal": {}})", true},
+    {"window", R"({"window": {"left": 256, "right": 256}})", true},
+    {"dilated", R"({"window": {"left": 256, "right": 256, "dilation": 2}})", true},
+    {"global",
+     R"({"union": [{"window": {"left": 128, "right": 128}}, )"
+     R"({"global": {"stride": 512}}]})",
+     false},
+    {"block_sparse",
+     R"({"block_sparse": {"block": 64, )"
+     R"("bigbird": {"band": 3, "random": 2, "global": 1, "seed": 1}}})",
+     false},
+    {"runtime", R"({"union": [{"causal": {}}, {"global": {"runtime": {"max": 16}}}]})", false},
+    {"intersect",
+     R"({"intersect": [{"causal": {}}, {"window": {"left": 512, "right": 0, "dilation": 3}}]})",
+     true}};
+const std::pair<const char *, std::pair<int, int>> kGroupings[] = {
+    {"mha", {8, 8}}, {"gqa", {8, 2}}, {"mqa", {8, 1}}};
 
 std::vector<Case> exampleSpecs() {
   std::vector<Case> cases;
@@ -51,53 +96,72 @@ std::vector<Case> exampleSpecs() {
 
 /// Every mask family x head grouping x dtype x head_dim (lengths given at launch).
 std::vector<Case> matrix() {
-  const std::vector<std::pair<std::string, std::string>> masks = {
-      {"full", R"({"full": {}})"},
-      {"causal", R"({"causal": {}})"},
-      {"window", R"({"window": {"left": 256, "right": 256}})"},
-      {"dilated", R"({"window": {"left": 256, "right": 256, "dilation": 2}})"},
-      {"global", R"({"union": [{"window": {"left": 128, "right": 128}}, {"global": {"stride": 512}}]})"},
-      {"block_sparse", R"({"block_sparse": {"block": 64, "bigbird": {"band": 3, "random": 2, "global": 1, "seed": 1}}})"},
-      {"runtime", R"({"union": [{"causal": {}}, {"global": {"runtime": {"max": 16}}}]})"},
-      {"intersect", R"({"intersect": [{"causal": {}}, {"window": {"left": 512, "right": 0, "dilation": 3}}]})"}};
-  const std::vector<std::pair<std::string, std::pair<int, int>>> groupings = {
-      {"mha", {8, 8}}, {"gqa", {8, 2}}, {"mqa", {8, 1}}};
   std::vector<Case> cases;
-  for (const auto &[maskName, mask] : masks)
-    for (const auto &[groupName, heads] : groupings)
+  for (const MaskFamily &family : kMaskFamilies)
+    for (const auto &[groupName, heads] : kGroupings)
       for (const char *dtype : {"bf16", "fp16"})
-        for (int d : {64, 128}) {
+        for (int d : {64, 128})
           for (bool deterministic : {false, true}) {
-            if (deterministic && groupName != "gqa")
+            if (deterministic && std::string(groupName) != "gqa")
               continue;
-            std::string name = maskName + "_" + groupName + "_" + dtype + "_d" +
+            std::string name = std::string(family.name) + "_" + groupName + "_" + dtype + "_d" +
                                std::to_string(d) + (deterministic ? "_det" : "");
-            cases.push_back(
-                {name, R"({"attnc": 1, "name": ")" + name + R"(", "dtype": ")" + dtype +
-                           R"(", "head_dim": )" + std::to_string(d) + R"(, "heads": {"query": )" +
-                           std::to_string(heads.first) + R"(, "kv": )" +
-                           std::to_string(heads.second) + R"(}, "mask": )" + mask +
-                           R"(, "backward": true, "deterministic": )" +
-                           (deterministic ? "true" : "false") + "}"});
+            cases.push_back({name,
+                             matrixSpec(name, dtype, d, heads, family.mask, true, deterministic),
+                             "", false});
           }
-        }
   return cases;
 }
 
-/// Compiles one case for sm_80 and sm_90; returns its report lines and the
-/// failures (empty when every entry compiled without local memory).
+/// The Hopper matrix (--arch sm_90a): every mask family x head grouping x
+/// dtype x head_dim with a wgmma forward, alone and, where the mask is a band
+/// (tables are shared with the backward, which then keeps mma.sync tiles
+/// throughout), with the backward pass (atomic dQ; deterministic dQ for GQA).
+std::vector<Case> hopperMatrix() {
+  std::vector<Case> cases;
+  for (const MaskFamily &family : kMaskFamilies)
+    for (const auto &[groupName, heads] : kGroupings)
+      for (const char *dtype : {"bf16", "fp16"})
+        for (int d : {64, 128})
+          for (const char *variant : {"_fwd", "", "_det"}) {
+            const bool backward = std::string(variant) != "_fwd";
+            const bool deterministic = std::string(variant) == "_det";
+            if ((backward && !family.band) || (deterministic && std::string(groupName) != "gqa"))
+              continue;
+            std::string name = std::string(family.name) + "_" + groupName + "_" + dtype + "_d" +
+                               std::to_string(d) + "_wgmma" + variant;
+            cases.push_back(
+                {name,
+                 matrixSpec(name, dtype, d, heads, family.mask, backward, deterministic),
+                 "sm_90a", true});
+          }
+  return cases;
+}
+
+/// Compiles one case for sm_80 and sm_90 (sm_90a for the Hopper matrix);
+/// returns its report lines and the failures (empty when every entry
+/// compiled without local memory).
 std::pair<std::string, std::string> checkCase(const Case &c) {
   std::string lines, failures;
   attnc::CompileOptions options;
   options.target = "cuda";
+  options.arch = c.arch;
   attnc::CompileResult compiled = attnc::compileSpecText(c.json, c.name, options);
   if (!compiled.ok())
     return {"", c.name + ": " + compiled.diagnostics};
+  // The forward's MMA: wgmma exactly where the Hopper matrix asks for it.
+  const bool wgmma =
+      compiled.package->source.find("using Cfg = WgmmaConfig<") != std::string::npos;
+  if (wgmma != c.wgmma)
+    failures += c.name + ": the forward is " + (wgmma ? "a wgmma" : "an mma.sync") + " kernel\n";
   auto package =
       attnrt::Package::fromMemory(compiled.package->manifestJson, compiled.package->source);
   if (!package.ok())
     return {"", c.name + ": " + package.status().message()};
-  for (const char *arch : {"sm_80", "sm_90"}) {
+  const std::vector<const char *> archs =
+      c.arch.empty() ? std::vector<const char *>{"sm_80", "sm_90"}
+                     : std::vector<const char *>{c.arch.c_str()};
+  for (const char *arch : archs) {
     attnrt_nvrtc_output out{};
     if (attnrt_nvrtc_compile(package->get(), arch, ATTNRT_NVRTC_PTX, /*report=*/1, &out) !=
         ATTNRT_OK) {
@@ -158,5 +222,41 @@ TEST(NvrtcKernels, EveryExampleCompilesWithoutSpills) {
 }
 
 TEST(NvrtcKernels, MatrixCompilesWithoutSpills) { checkAll(matrix()); }
+
+/// libattnc's CompileOptions::arch: sm_90a gives the wgmma forward (a
+/// manifest for sm_90a only), other archs and none mma.sync, and the CPU
+/// target takes no arch.
+TEST(CompileOptions, ArchSelectsTheForwardMma) {
+  const std::string spec = matrixSpec("causal_gqa", "bf16", 128, {8, 2}, R"({"causal": {}})",
+                                      /*backward=*/false, /*deterministic=*/false);
+  auto compile = [&](const std::string &target, const std::string &arch) {
+    attnc::CompileOptions options;
+    options.target = target;
+    options.arch = arch;
+    return attnc::compileSpecText(spec, "arch.json", options);
+  };
+  attnc::CompileResult hopper = compile("cuda", "sm_90a");
+  ASSERT_TRUE(hopper.ok()) << hopper.diagnostics;
+  EXPECT_NE(hopper.package->manifestJson.find(R"("mma": "wgmma")"), std::string::npos);
+  EXPECT_NE(hopper.package->manifestJson.find(R"("arch": "sm_90a")"), std::string::npos);
+  for (const char *arch : {"", "sm_80", "sm_90", "sm_100a"}) {
+    attnc::CompileResult sync = compile("cuda", arch);
+    ASSERT_TRUE(sync.ok()) << arch << ": " << sync.diagnostics;
+    EXPECT_NE(sync.package->manifestJson.find(R"("mma": "sync")"), std::string::npos) << arch;
+    EXPECT_EQ(sync.package->manifestJson.find(R"("arch":)"), std::string::npos) << arch;
+  }
+  attnc::CompileResult cpu = compile("cpu", "sm_90a");
+  EXPECT_FALSE(cpu.ok());
+  EXPECT_EQ(cpu.diagnostics,
+            "error: arch 'sm_90a' names a GPU: it applies to target cuda only, not 'cpu'\n");
+}
+
+TEST(NvrtcKernels, HopperMatrixCompilesWithoutSpills) {
+  std::vector<Case> cases = hopperMatrix();
+  // 8 families x 12 forwards, 5 band families x 12 with atomic dQ, x 4 GQA
+  // with deterministic dQ.
+  ASSERT_EQ(cases.size(), 8u * 12 + 5u * 12 + 5u * 4);
+  checkAll(cases);
+}
 
 } // namespace

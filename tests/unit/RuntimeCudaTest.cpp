@@ -3,16 +3,20 @@
 // The runtime's CUDA target against hand-written packages and a tiny
 // hand-written kernel (a "copy" kernel: o = q, and an LSE that tells whether
 // it read dynamic shared memory above 48 KiB and the schedule table). Runs
-// everywhere: CUDA manifests, the no-GPU message, and NVRTC (the
+// everywhere: CUDA manifests (with the Hopper fields launch.arch, tile.mma
+// and the backward kernels' block_m), the launch grids and architecture
+// rules (LaunchGrid.h, TargetArch.h), the no-GPU message, and NVRTC (the
 // register/spill report for sm_80 and sm_90, compile errors with their log
-// and dumped source), which needs libnvrtc but no GPU. The launches
+// and dumped source, sm_90a packages), which needs libnvrtc but no GPU. The launches
 // (RuntimeCudaGpu.*) need a GPU and are skipped elsewhere with "no GPU: ...":
 // results, schedule tables on the device, streams, the disk cache, and the
 // device-pointer, alignment and stride checks.
 //
 //===----------------------------------------------------------------------===//
 
+#include "LaunchGrid.h"
 #include "Schedule.h"
+#include "TargetArch.h"
 
 #include "attnc/Mask/Tiles.h"
 #include "attnc/Spec/Spec.h"
@@ -188,6 +192,55 @@ Json makeCudaManifest(const std::string &specText, const std::string &source) {
   return m;
 }
 
+/// Threads of a Hopper warpgroup: the block size of the wgmma packages here
+/// (wgmma instructions are issued by whole warpgroups).
+constexpr int64_t kWarpgroupThreads = 128;
+
+/// makeCudaManifest's manifest for a Hopper wgmma forward, as attnc --arch
+/// sm_90a writes it: tile.mma "wgmma" and launch.arch "sm_90a".
+Json makeWgmmaManifest(const std::string &specText, const std::string &source) {
+  Json m = makeCudaManifest(specText, source);
+  m["tile"]["mma"] = "wgmma";
+  m["launch"]["threads_per_block"] = kWarpgroupThreads;
+  m["launch"]["arch"] = "sm_90a";
+  return m;
+}
+
+/// Adds a CUDA backward section to `m` (runtime/README.md, "Backward"): dQ by
+/// the separate pass (`deterministic`) or atomics, dkdv tiles of
+/// kBackwardBlockN keys, no group split.
+constexpr int64_t kBackwardBlockN = 64;
+void addCudaBackward(Json &m, bool deterministic) {
+  const Json queryGrid = {"query_tiles", "heads.query", "batch"};
+  auto kernel = [](const char *entry, const Json &grid, int64_t threads, int64_t shared) {
+    return Json{{"entry", entry}, {"grid", grid}, {"threads_per_block", threads},
+                {"shared_bytes", shared}};
+  };
+  Json kernels;
+  kernels["preprocess"] = kernel(ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, queryGrid, 128, 0);
+  kernels["dkdv"] = kernel(ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, {"kv_tiles", "heads.kv", "batch"},
+                           256, 65536);
+  kernels["dkdv"]["block_n"] = kBackwardBlockN;
+  kernels["dkdv"]["group_splits"] = 1;
+  if (deterministic)
+    kernels["dq"] = kernel(ATTNC_CUDA_BACKWARD_DQ_SYMBOL, queryGrid, 128, 49152);
+  else
+    kernels["dq_convert"] = kernel(ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, queryGrid, 128, 0);
+  m["backward"] = {{"dq", deterministic ? "separate" : "atomic"}, {"kernels", kernels}};
+}
+
+/// The copy kernel with a wgmma.fence first: PTX that exists only for the
+/// arch-specific Hopper target sm_90a (ptxas rejects it for sm_90).
+std::string wgmmaCopySource() {
+  std::string source = copySource();
+  const std::string body = "  extern __shared__ uint4 shared[];";
+  const size_t at = source.find(body);
+  EXPECT_NE(at, std::string::npos);
+  source.insert(at, "  // Hopper's warpgroup MMA fence: sm_90a only.\n"
+                    "  asm volatile(\"wgmma.fence.sync.aligned;\\n\" ::: \"memory\");\n");
+  return source;
+}
+
 void writeText(const std::string &path, const std::string &text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
@@ -278,6 +331,7 @@ struct Gpu {
   CUresult (*cuInit)(unsigned);
   CUresult (*cuDeviceGetCount)(int *);
   CUresult (*cuDeviceGet)(int *, int);
+  CUresult (*cuDeviceGetAttribute)(int *, int, int);
   CUresult (*cuDevicePrimaryCtxRetain)(void **, int);
   CUresult (*cuCtxSetCurrent)(void *);
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
@@ -305,6 +359,7 @@ const Gpu &gpu() {
     };
     if (!(load(g.cuInit, "cuInit") && load(g.cuDeviceGetCount, "cuDeviceGetCount") &&
           load(g.cuDeviceGet, "cuDeviceGet") &&
+          load(g.cuDeviceGetAttribute, "cuDeviceGetAttribute") &&
           load(g.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain") &&
           load(g.cuCtxSetCurrent, "cuCtxSetCurrent") && load(g.cuMemAlloc, "cuMemAlloc_v2") &&
           load(g.cuMemFree, "cuMemFree_v2") && load(g.cuMemcpyHtoD, "cuMemcpyHtoD_v2") &&
@@ -459,6 +514,246 @@ TEST(RuntimeCudaPackage, LaunchConfigurationIsChecked) {
   m["launch"]["query_tiles"] = "ceil(seq_len.q / 64)";
   EXPECT_HAS(manifestError(m, source),
              "launch.query_tiles: expected \"ceil(seq_len.q / tile.block_m)\"");
+}
+
+//===----------------------------------------------------------------------===//
+// Packages: the Hopper fields (launch.arch, tile.mma, backward block_m)
+//===----------------------------------------------------------------------===//
+
+TEST(RuntimeCudaPackage, LaunchArchAndMmaLoad) {
+  const std::string source = copySource();
+  // A Hopper wgmma forward, and the other architectures launch.arch may name.
+  for (const char *arch : {"sm_90a", "sm_80", "sm_90", "sm_100a", "sm_120"}) {
+    Json m = makeWgmmaManifest(kCausalSpec, source);
+    m["launch"]["arch"] = arch;
+    if (std::string(arch) != "sm_90a")
+      m["tile"]["mma"] = "sync";
+    attnrt_package *package = fromMemory(m, source);
+    EXPECT_NE(package, nullptr) << arch;
+    attnrt_package_free(package);
+  }
+  // A portable package written before the fields existed, and one with "sync".
+  Json m = makeCudaManifest(kCausalSpec, source);
+  m["tile"]["mma"] = "sync";
+  attnrt_package_free(fromMemory(m, source));
+}
+
+TEST(RuntimeCudaPackage, LaunchArchIsChecked) {
+  const std::string source = copySource();
+  Json m = makeWgmmaManifest(kCausalSpec, source);
+  m["launch"]["arch"] = 90;
+  EXPECT_HAS(manifestError(m, source), "launch.arch: expected a string, got number 90");
+  for (const char *bad : {"hopper", "sm_90f", "sm_9", "sm_1000", "compute_90a", "SM_90A", "sm_9x",
+                          "sm_90aa", ""}) {
+    m["launch"]["arch"] = bad;
+    EXPECT_HAS(manifestError(m, source),
+               std::string("launch.arch: expected a GPU architecture \"sm_XY\" with an optional "
+                           "'a' (\"sm_90a\"), got \"") +
+                   bad + "\"");
+  }
+  // CPU packages have no GPU architecture.
+  Json cpu = makeCudaManifest(kCausalSpec, "");
+  cpu["target"] = "cpu";
+  cpu["entry"] = ATTNC_FORWARD_SYMBOL;
+  cpu["source"]["file"] = "kernel.cpp";
+  cpu["launch"]["arch"] = "sm_90a";
+  EXPECT_HAS(manifestError(cpu, ""),
+             "launch.arch: a cpu package has no GPU architecture, got string \"sm_90a\"");
+}
+
+TEST(RuntimeCudaPackage, TileMmaIsChecked) {
+  const std::string source = copySource();
+  Json m = makeWgmmaManifest(kCausalSpec, source);
+  m["tile"]["mma"] = "mfma";
+  EXPECT_HAS(manifestError(m, source), "tile.mma: expected \"sync\" or \"wgmma\", got \"mfma\"");
+  m["tile"]["mma"] = 1;
+  EXPECT_HAS(manifestError(m, source), "tile.mma: expected a string, got number 1");
+  // wgmma is sm_90a code: launch.arch must say so.
+  m = makeWgmmaManifest(kCausalSpec, source);
+  m["launch"].erase("arch");
+  EXPECT_HAS(manifestError(m, source), "tile.mma: \"wgmma\" (Hopper warpgroup MMA) needs "
+                                       "launch.arch \"sm_90a\", got none (a portable kernel)");
+  m["launch"]["arch"] = "sm_90";
+  EXPECT_HAS(manifestError(m, source), "tile.mma: \"wgmma\" (Hopper warpgroup MMA) needs "
+                                       "launch.arch \"sm_90a\", got \"sm_90\"");
+  Json cpu = makeCudaManifest(kCausalSpec, "");
+  cpu["target"] = "cpu";
+  cpu["entry"] = ATTNC_FORWARD_SYMBOL;
+  cpu["source"]["file"] = "kernel.cpp";
+  cpu["tile"]["mma"] = "wgmma";
+  EXPECT_HAS(manifestError(cpu, ""),
+             "tile.mma: \"wgmma\" is a Hopper GPU instruction; cpu packages use \"sync\"");
+}
+
+TEST(RuntimeCudaPackage, BackwardQueryKernelsMayNameTheirBlockM) {
+  const std::string source = copySource();
+  // Band schedule (causal): the backward of a wgmma forward keeps 64-row
+  // tiles while the forward's are kBlockM; absent, block_m is tile.block_m.
+  for (bool deterministic : {true, false}) {
+    const char *dq = deterministic ? "dq" : "dq_convert";
+    Json m = makeWgmmaManifest(kCausalSpec, source);
+    addCudaBackward(m, deterministic);
+    attnrt_package *package = fromMemory(m, source);
+    EXPECT_EQ(attnrt_package_has_backward(package), 1);
+    attnrt_package_free(package);
+    m["backward"]["kernels"]["preprocess"]["block_m"] = 64;
+    m["backward"]["kernels"][dq]["block_m"] = 64;
+    package = fromMemory(m, source);
+    EXPECT_EQ(attnrt_package_deterministic(package), deterministic ? 1 : 0);
+    attnrt_package_free(package);
+
+    m["backward"]["kernels"][dq]["block_m"] = 0;
+    EXPECT_HAS(manifestError(m, source),
+               std::string("backward.kernels.") + dq + ".block_m: must be >= 1, got 0");
+    m["backward"]["kernels"][dq]["block_m"] = "64";
+    EXPECT_HAS(manifestError(m, source), std::string("backward.kernels.") + dq +
+                                             ".block_m: expected an integer, got string");
+    m["backward"]["kernels"][dq]["block_m"] = 64;
+    m["backward"]["kernels"]["preprocess"]["block_m"] = -16;
+    EXPECT_HAS(manifestError(m, source),
+               "backward.kernels.preprocess.block_m: must be >= 1, got -16");
+  }
+  // A table schedule: the row table has the forward's tiles, so a query
+  // kernel's block_m can only repeat tile.block_m.
+  Json m = makeCudaManifest(kRuntimeGlobalSpec, source);
+  addCudaBackward(m, true);
+  m["backward"]["kernels"]["dkdv"]["block_n"] = kBlockN;
+  m["backward"]["kernels"]["dq"]["block_m"] = kBlockM;
+  attnrt_package_free(fromMemory(m, source));
+  m["backward"]["kernels"]["dq"]["block_m"] = 64;
+  EXPECT_HAS(manifestError(m, source),
+             "backward.kernels.dq.block_m: 64 must equal tile.block_m (16) with a table schedule: "
+             "the row table has the forward's tiles");
+}
+
+//===----------------------------------------------------------------------===//
+// Launch grids (LaunchGrid.h) and architectures (TargetArch.h), without a GPU
+//===----------------------------------------------------------------------===//
+
+/// A package as the loader leaves a wgmma forward with a backward: forward
+/// tiles of 128 query rows, query-grid backward kernels of 64.
+runtime::PackageData wgmmaPackageData() {
+  runtime::PackageData p;
+  p.name = "wg";
+  p.target = runtime::Target::Cuda;
+  p.queryHeads = 8;
+  p.kvHeads = 2;
+  p.blockM = 128;
+  p.blockN = 128;
+  p.mma = runtime::Mma::Wgmma;
+  p.arch = "sm_90a";
+  p.hasBackward = true;
+  p.preprocess.blockM = 64;
+  p.dq.blockM = 64;
+  p.dqConvert.blockM = 64;
+  p.dkdv.blockN = 128;
+  p.dkdv.groupSplits = 2;
+  return p;
+}
+
+TEST(RuntimeCudaLaunch, QueryGridKernelsTileByTheirOwnBlockM) {
+  runtime::PackageData p = wgmmaPackageData();
+  const int64_t batch = 3, nq = 1000, nk = 700;
+  const runtime::Grid forward = runtime::forwardGrid(p, batch, nq);
+  EXPECT_EQ(forward.x, 8); // ceil(1000 / 128)
+  EXPECT_EQ(forward.y, 8);
+  EXPECT_EQ(forward.z, 3);
+  for (bool deterministic : {true, false}) {
+    p.deterministic = deterministic;
+    const runtime::BackwardGrids grids = runtime::backwardGrids(p, batch, nq, nk);
+    EXPECT_EQ(grids.preprocess.x, 16); // ceil(1000 / 64)
+    EXPECT_EQ(grids.preprocess.y, 8);
+    EXPECT_EQ(grids.preprocess.z, 3);
+    EXPECT_EQ(grids.dq.x, 16);
+    EXPECT_EQ(grids.dq.y, 8);
+    EXPECT_EQ(grids.dkdv.x, 6); // ceil(700 / 128)
+    EXPECT_EQ(grids.dkdv.y, 4); // 2 kv heads x 2 splits
+    EXPECT_EQ(grids.dkdvConvert.x, 6);
+    EXPECT_EQ(grids.dkdvConvert.y, 2);
+    EXPECT_EQ(grids.dkdvConvert.z, 3);
+  }
+  // Without block_m (packages of mma.sync forwards) the kernels tile by
+  // tile.block_m; each query kernel by its own.
+  p.preprocess.blockM = 0;
+  p.dq.blockM = 32;
+  p.deterministic = true;
+  runtime::BackwardGrids grids = runtime::backwardGrids(p, batch, nq, nk);
+  EXPECT_EQ(grids.preprocess.x, 8);
+  EXPECT_EQ(grids.dq.x, 32); // ceil(1000 / 32)
+  p.deterministic = false;
+  p.dqConvert.blockM = 0;
+  EXPECT_EQ(runtime::backwardGrids(p, batch, nq, nk).dq.x, 8);
+  // Empty residue classes launch nothing.
+  grids = runtime::backwardGrids(p, batch, 0, 0);
+  EXPECT_EQ(grids.preprocess.x, 0);
+  EXPECT_EQ(grids.dkdv.x, 0);
+  EXPECT_EQ(runtime::forwardGrid(p, batch, 1).x, 1);
+  EXPECT_EQ(runtime::forwardGrid(p, batch, 128).x, 1);
+  EXPECT_EQ(runtime::forwardGrid(p, batch, 129).x, 2);
+}
+
+TEST(RuntimeCudaArch, LaunchArchNames) {
+  EXPECT_EQ(runtime::archNumber("sm_90a"), 90);
+  EXPECT_EQ(runtime::archNumber("sm_80"), 80);
+  EXPECT_EQ(runtime::archNumber("sm_100f"), 100);
+  EXPECT_EQ(runtime::archNumber("sm_9"), -1);
+  EXPECT_EQ(runtime::archNumber("sm_90b"), -1);
+  EXPECT_EQ(runtime::archNumber("compute_90"), -1);
+  EXPECT_TRUE(runtime::isLaunchArch("sm_90a"));
+  EXPECT_TRUE(runtime::isLaunchArch("sm_120"));
+  EXPECT_FALSE(runtime::isLaunchArch("sm_100f"));
+  EXPECT_FALSE(runtime::isLaunchArch("sm_a"));
+  EXPECT_EQ(runtime::computeCapability(90), "9.0");
+  EXPECT_EQ(runtime::computeCapability(120), "12.0");
+}
+
+TEST(RuntimeCudaArch, Sm90aNeedsComputeCapability90) {
+  const runtime::PackageData p = wgmmaPackageData();
+  runtime::DeviceArch onH100 = runtime::archForDevice(p, "sm_90");
+  EXPECT_EQ(onH100.arch, "sm_90a");
+  EXPECT_EQ(onH100.problem, "");
+  for (const char *other : {"sm_80", "sm_89", "sm_100", "sm_120"}) {
+    runtime::DeviceArch elsewhere = runtime::archForDevice(p, other);
+    EXPECT_EQ(elsewhere.arch, "");
+    EXPECT_EQ(elsewhere.problem, std::string("kernel \"wg\" uses Hopper wgmma (launch.arch sm_90a) "
+                                             "and needs a compute capability 9.0 GPU; this one "
+                                             "is ") +
+                                     other + "; rebuild the package without --arch sm_90a");
+  }
+  // Explicit architectures (attnrt_nvrtc_check, attnrt_nvrtc_compile).
+  EXPECT_EQ(runtime::archArgumentProblem(p, "sm_90a"), "");
+  EXPECT_EQ(runtime::archArgumentProblem(p, "sm_80"),
+            "arch: the package's kernel needs sm_90a (launch.arch), got sm_80");
+  EXPECT_EQ(runtime::archArgumentProblem(p, "sm_90"),
+            "arch: the package's kernel needs sm_90a (launch.arch), got sm_90");
+}
+
+TEST(RuntimeCudaArch, PortableAndPlainArchs) {
+  runtime::PackageData p = wgmmaPackageData();
+  p.mma = runtime::Mma::Sync;
+  p.arch = "";
+  for (const char *device : {"sm_80", "sm_90", "sm_120"}) {
+    EXPECT_EQ(runtime::archForDevice(p, device).arch, device);
+    EXPECT_EQ(runtime::archArgumentProblem(p, device), "");
+  }
+  EXPECT_EQ(runtime::archArgumentProblem(p, "sm_90a"), "");
+  // A plain launch.arch is the oldest architecture the kernel runs on.
+  p.arch = "sm_90";
+  EXPECT_EQ(runtime::archForDevice(p, "sm_100").arch, "sm_100");
+  EXPECT_EQ(runtime::archForDevice(p, "sm_90").arch, "sm_90");
+  EXPECT_EQ(runtime::archForDevice(p, "sm_86").problem,
+            "kernel \"wg\" needs a compute capability 9.0 or newer GPU (launch.arch sm_90); this "
+            "one is sm_86");
+  EXPECT_EQ(runtime::archArgumentProblem(p, "sm_90a"), "");
+  EXPECT_EQ(runtime::archArgumentProblem(p, "sm_100f"), "");
+  EXPECT_EQ(runtime::archArgumentProblem(p, "sm_80"),
+            "arch: the package's kernel needs sm_90 or newer (launch.arch), got sm_80");
+  // Other arch-specific targets than Hopper's name no wgmma.
+  p.arch = "sm_100a";
+  EXPECT_EQ(runtime::archForDevice(p, "sm_90").problem,
+            "kernel \"wg\" uses sm_100a-specific instructions (launch.arch sm_100a) and needs a "
+            "compute capability 10.0 GPU; this one is sm_90; rebuild the package without --arch "
+            "sm_100a");
 }
 
 //===----------------------------------------------------------------------===//
@@ -663,6 +958,62 @@ TEST_F(RuntimeCudaNvrtc, CppLayer) {
   auto bad = p->nvrtcCheck("sm9");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.status().code(), ATTNRT_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_F(RuntimeCudaNvrtc, Sm90aPackagesCompileOnlyForSm90a) {
+  const std::string source = wgmmaCopySource();
+  attnrt_package *hopper = fromMemory(makeWgmmaManifest(kCausalSpec, source), source);
+  ASSERT_NE(hopper, nullptr);
+  attnrt_nvrtc_report report{};
+  attnrt_status status = check(hopper, "sm_90a", report);
+  if (!skipped.empty())
+    GTEST_SKIP() << "no NVRTC: " << skipped;
+  ASSERT_EQ(status, ATTNRT_OK) << attnrt_last_error();
+  EXPECT_STREQ(report.arch, "sm_90a");
+  EXPECT_GT(report.registers, 0);
+  EXPECT_EQ(report.spill_store_bytes, 0);
+  std::cout << "[ nvrtc   ] copy kernel with wgmma.fence, sm_90a: " << report.registers
+            << " registers\n";
+  // Any other architecture is refused before NVRTC runs, naming the argument.
+  for (const char *arch : {"sm_80", "sm_90", "sm_100a"}) {
+    EXPECT_EQ(check(hopper, arch, report), ATTNRT_ERROR_INVALID_ARGUMENT) << arch;
+    EXPECT_EQ(attnrt_last_error(),
+              std::string("arch: the package's kernel needs sm_90a (launch.arch), got ") + arch);
+  }
+
+  // attnrt_nvrtc_compile (attnc --emit=ptx|cubin --arch) follows the same rule.
+  attnrt_nvrtc_output out{};
+  ASSERT_EQ(attnrt_nvrtc_compile(hopper, "sm_90a", ATTNRT_NVRTC_PTX, 0, &out), ATTNRT_OK)
+      << attnrt_last_error();
+  const std::string ptx(out.data, out.size);
+  EXPECT_HAS(ptx, ".target sm_90a");
+  EXPECT_HAS(ptx, "wgmma.fence.sync.aligned");
+  attnrt_nvrtc_output_release(&out);
+  EXPECT_EQ(attnrt_nvrtc_compile(hopper, "sm_80", ATTNRT_NVRTC_CUBIN, 0, &out),
+            ATTNRT_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(attnrt_last_error(),
+               "arch: the package's kernel needs sm_90a (launch.arch), got sm_80");
+  EXPECT_EQ(out.data, nullptr);
+  attnrt_package_free(hopper);
+
+  // The source really needs sm_90a: as a portable package, sm_90 fails in ptxas.
+  attnrt_package *portable = fromMemory(makeCudaManifest(kCausalSpec, source), source);
+  ASSERT_NE(portable, nullptr);
+  EXPECT_EQ(check(portable, "sm_90", report), ATTNRT_ERROR_COMPILE);
+  const std::string message = attnrt_last_error();
+  EXPECT_HAS(message, "wgmma");
+  fs::remove(dumpedPath(message));
+  attnrt_package_free(portable);
+}
+
+TEST_F(RuntimeCudaNvrtc, PortablePackagesCompileForSm90aToo) {
+  attnrt_nvrtc_report report{};
+  attnrt_status status = check(package, "sm_90a", report);
+  if (!skipped.empty())
+    GTEST_SKIP() << "no NVRTC: " << skipped;
+  ASSERT_EQ(status, ATTNRT_OK) << attnrt_last_error();
+  EXPECT_STREQ(report.arch, "sm_90a");
+  EXPECT_EQ(report.spill_store_bytes, 0);
 }
 
 //===----------------------------------------------------------------------===//
@@ -885,4 +1236,47 @@ TEST_F(RuntimeCudaGpu, CompileErrorCachesNothing) {
   EXPECT_TRUE(fs::exists(path)) << message;
   fs::remove(path);
   EXPECT_TRUE(filesIn(cache).empty());
+}
+
+TEST_F(RuntimeCudaGpu, Sm90aKernelRunsOnlyOnComputeCapability90) {
+  const std::string source = wgmmaCopySource();
+  package = fromMemory(makeWgmmaManifest(kCausalSpec, source), source);
+  ASSERT_NE(package, nullptr);
+  int device = 0, major = 0, minor = 0;
+  ASSERT_EQ(gpu().cuDeviceGet(&device, 0), 0);
+  constexpr int kComputeCapabilityMajor = 75, kComputeCapabilityMinor = 76; // CUdevice_attribute
+  ASSERT_EQ(gpu().cuDeviceGetAttribute(&major, kComputeCapabilityMajor, device), 0);
+  ASSERT_EQ(gpu().cuDeviceGetAttribute(&minor, kComputeCapabilityMinor, device), 0);
+  attnrt_compile_options options = cacheOptions(cache.c_str());
+  attnrt_status status = attnrt_kernel_create(package, &options, &kernel);
+  if (major != 9 || minor != 0) {
+    EXPECT_EQ(status, ATTNRT_ERROR_UNSUPPORTED);
+    EXPECT_EQ(attnrt_last_error(),
+              "kernel \"copy\" uses Hopper wgmma (launch.arch sm_90a) and needs a compute "
+              "capability 9.0 GPU; this one is sm_" +
+                  std::to_string(major) + std::to_string(minor) +
+                  "; rebuild the package without --arch sm_90a");
+    EXPECT_TRUE(filesIn(cache).empty());
+    return;
+  }
+  ASSERT_EQ(status, ATTNRT_OK) << attnrt_last_error();
+  // Compiled for sm_90a, and cached under that name.
+  std::vector<std::string> files = filesIn(cache);
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_TRUE(std::regex_match(files[0], std::regex("copy-cuda-sm90a-[0-9a-f]{16}\\.cubin")))
+      << files[0];
+  DeviceLaunch launch(2, 100, 130, 4, 2, 64);
+  ASSERT_EQ(launch.run(kernel), ATTNRT_OK) << attnrt_last_error();
+  EXPECT_EQ(launch.o(), launch.q);
+  for (float x : launch.lse())
+    ASSERT_EQ(x, kSharedMarker);
+  // The same source as a portable package is compiled for sm_90, which
+  // has no wgmma: ptxas fails, and nothing more is cached.
+  attnrt_package *portable = fromMemory(makeCudaManifest(kCausalSpec, source), source);
+  attnrt_kernel *other = nullptr;
+  EXPECT_EQ(attnrt_kernel_create(portable, &options, &other), ATTNRT_ERROR_COMPILE);
+  fs::remove(dumpedPath(attnrt_last_error()));
+  attnrt_kernel_free(other);
+  attnrt_package_free(portable);
+  EXPECT_EQ(filesIn(cache).size(), 1u);
 }

@@ -5,8 +5,9 @@
 // Loads a spec (JSON), builds the attn IR, runs the pipeline up to the
 // requested stage and writes it. Errors name the file, line, column and JSON
 // pointer (or the flag); a failed run exits non-zero and leaves no output.
-// --emit=ptx|cubin hand the CUDA kernel to libattnrt, which compiles it with
-// NVRTC for --arch (no GPU needed).
+// --arch names the GPU the kernels are for (sm_90a: the Hopper wgmma forward
+// mainloop); --emit=ptx|cubin hand the CUDA kernel to libattnrt, which
+// compiles it with NVRTC for --arch (no GPU needed).
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,7 +52,8 @@ constexpr EmitKind kEmitKinds[] = {
               "and attn-schedule-recompute"},
     {"loops", "the flash loop, after attn-lower-to-loops and attn-prepare-for-emission"},
     {"cpp", "the CPU kernel's C++ source"},
-    {"cuda", "the CUDA kernel's source (for NVRTC and nvcc, sm_80 and later)"},
+    {"cuda", "the CUDA kernel's source (for NVRTC and nvcc, sm_80 and later; sm_90a only with "
+             "--arch=sm_90a)"},
     {"package", "a kernel package for --target: -o DIR gets manifest.json and the source"},
     {"report", "what the mask costs: pairs, tiles, FLOPs, memory, time (--json for JSON)"},
     {"svg", "a picture of the mask and its tiles (SVG)"},
@@ -125,9 +127,12 @@ cl::opt<double> peakTbs("peak-tbs",
 /// The --arch help text, kept alive like emitHelp()'s.
 const std::string &archHelp() {
   static const std::string help =
-      std::string("--emit=ptx|cubin: the GPU architecture, sm_XY with an optional 'a' "
-                  "(arch-specific) or 'f' suffix, e.g. sm_80, sm_90a (default ") +
-      kDefaultArch + ")";
+      std::string("the GPU the kernels are for, sm_XY with an optional 'a' (arch-specific) or "
+                  "'f' suffix, e.g. sm_80, sm_90a: ") +
+      kWgmmaArch +
+      " selects the Hopper wgmma forward mainloop, others mma.sync; for --emit=ptx|cubin "
+      "(default " +
+      kDefaultArch + "), cuda, package (--target=cuda), tiled, loops, report, svg, png";
   return help;
 }
 
@@ -250,7 +255,7 @@ int main(int argc, char **argv) {
       "  attnc SPEC [-o PATH] --emit=KIND [--tile=MxN] [--seq-len=NQ[,NKV]]\n"
       "  attnc SPEC --emit=report [--json] [--batch=B] [--heads=H]\n"
       "  attnc SPEC --emit=svg -o mask.svg\n"
-      "  attnc SPEC --emit=package -o DIR\n"
+      "  attnc SPEC --emit=package [--target=cuda [--arch=sm_XY]] -o DIR\n"
       "  attnc SPEC --emit=ptx|cubin [--arch=sm_XY] [--ptxas-report] -o PATH\n\n"
       "The spec language is described in specs/README.md.\n");
 
@@ -268,16 +273,25 @@ int main(int argc, char **argv) {
   if (nvrtcKind && targetFlag.getNumOccurrences() && targetFlag != "cuda")
     return fail("--emit=" + kind + ": compiles the CUDA kernel; --target=" + targetFlag +
                 " does not apply (give --target=cuda or leave --target out)");
-  if (archFlag.getNumOccurrences() && !nvrtcKind)
-    return fail("--arch=" + archFlag + ": only --emit=ptx and --emit=cubin compile for a GPU "
-                "architecture");
-  if (nvrtcKind && !isGpuArch(archFlag))
+  // --arch: the GPU the kernels are for. Kinds before tiling (mlir) and CPU
+  // kernels have none; ptx and cubin default to kDefaultArch, the others to
+  // none (mma.sync).
+  const bool archGiven = archFlag.getNumOccurrences() > 0;
+  if (archGiven && kind == "mlir")
+    return fail("--arch=" + archFlag + ": --emit=mlir is the spec as imported, before tiling; "
+                "--arch applies from --emit=tiled on");
+  if (archGiven && (kind == "cpp" || (kind == "package" && targetFlag == "cpu")))
+    return fail("--arch=" + archFlag + ": the CPU target has no GPU architecture (--arch is for "
+                "--target=cuda)");
+  if ((archGiven || nvrtcKind) && !isGpuArch(archFlag))
     return fail("--arch=" + archFlag + ": expected a GPU architecture sm_XY, e.g. sm_80, sm_90, "
                 "sm_90a");
   if (ptxasReportFlag && !nvrtcKind)
     return fail("--ptxas-report: reports on what NVRTC compiles: give --emit=ptx or --emit=cubin");
   PipelineOptions pipeline;
   pipeline.deterministic = deterministicFlag;
+  if (archGiven || nvrtcKind)
+    pipeline.arch = archFlag;
   if (!tileFlag.empty())
     if (std::string error = parseTileFlag(tileFlag, pipeline.blockM, pipeline.blockN);
         !error.empty())
@@ -309,6 +323,7 @@ int main(int argc, char **argv) {
                                                        : "cpu";
     CompileOptions options{pipeline.blockM, pipeline.blockN, target};
     options.deterministic = deterministicFlag;
+    options.arch = pipeline.arch;
     CompileResult compiled = compileSpec(s, options);
     llvm::errs() << compiled.diagnostics;
     if (!compiled.ok())

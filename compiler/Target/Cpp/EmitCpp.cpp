@@ -382,7 +382,10 @@ LogicalResult CppPrinter::printCudaKernel() {
   if (!qLoad)
     return loop.emitOpError("has no Q tile load");
   os << (withBackward ? "#include \"attnc_cuda_bwd.cuh\"" : "#include \"attnc_cuda.cuh\"")
-     << "\n#include \"kernel_abi.h\"\n\n";
+     << "\n";
+  if (tile.isWgmma())
+    os << "#include \"attnc_cuda_sm90.cuh\"\n";
+  os << "#include \"kernel_abi.h\"\n\n";
   os << "namespace {\n\nusing namespace attnc_cuda;\n\n";
   os << "constexpr int BLOCK_M = " << tile.getBlockM() << "; // query rows per thread block\n";
   os << "constexpr int BLOCK_N = " << tile.getBlockN() << "; // keys per kv tile\n";
@@ -399,18 +402,25 @@ LogicalResult CppPrinter::printCudaKernel() {
     os << "// The mask's closed form: lo <= p - k <= hi and (p - k) % period == 0.\n"
        << "__device__ constexpr Band kBand = tightenBand(" << boundLiteral(band.getLo()) << ", "
        << boundLiteral(band.getHi()) << ", " << band.getPeriod() << ");\n";
-  os << "\nusing Cfg = FlashConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;\n";
-  os << "static_assert(sizeof(SharedStorage<Cfg>) == "
-     << cudaSharedBytes(tile.getBlockM(), tile.getBlockN(), qType.getDimSize(3), tile.getStages())
+  os << "\n";
+  if (tile.isWgmma())
+    os << "// The Hopper warpgroup mainloop (wgmma, sm_90a): one 64-row wgmma block per "
+          "warpgroup.\n"
+          "using Cfg = WgmmaConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;\n";
+  else
+    os << "using Cfg = FlashConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM, NUM_WARPS, STAGES>;\n";
+  os << "static_assert(kSharedBytes<Cfg> == "
+     << cudaSharedBytes(tile.getBlockM(), tile.getBlockN(), qType.getDimSize(3), tile.getStages(),
+                        tile.getMma())
      << ", \"the manifest's launch.shared_bytes\");\n";
   os << "\n} // namespace\n\n";
   os << "/// One grid point of the flash loop: query tile qt of query head h in batch b. Grid "
         "(query tiles,\n/// QUERY_HEADS, batch), Cfg::kNumThreads threads, "
-        "sizeof(SharedStorage<Cfg>) bytes of dynamic shared memory.\n";
+        "kSharedBytes<Cfg> bytes of dynamic shared memory.\n";
   os << "extern \"C\" __global__ void __launch_bounds__(Cfg::kNumThreads, 1)\n"
         "    attnc_forward_kernel(const __grid_constant__ attnc_forward_args args) {\n";
   os << "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n";
-  os << "  SharedStorage<Cfg> &smem = *reinterpret_cast<SharedStorage<Cfg> *>(attnc_shared);\n";
+  os << "  SharedStorage<Cfg> &smem = sharedStorage<Cfg>(attnc_shared);\n";
   // Band schedules count query tiles from the last (the longest causal rows
   // first); table schedules run the grid's blocks in the table's
   // heaviest-first order, across heads and batch.
@@ -477,8 +487,10 @@ LogicalResult CppPrinter::print(const std::string &banner) {
 /// after the forward's: CPU functions per grid point and attnc_backward.
 class GradPrinter : public PrinterBase {
 public:
-  GradPrinter(func::FuncOp func, KernelTarget target, llvm::raw_ostream &os)
-      : PrinterBase(func, os), func(func), cuda(target == KernelTarget::Cuda) {}
+  GradPrinter(func::FuncOp func, TileAttr forwardTile, KernelTarget target,
+              llvm::raw_ostream &os)
+      : PrinterBase(func, os), func(func), forwardTile(forwardTile),
+        cuda(target == KernelTarget::Cuda) {}
 
   LogicalResult print();
 
@@ -531,7 +543,10 @@ private:
   void carry(Block &body, unsigned firstState, ValueRange inits, ValueRange results);
 
   func::FuncOp func;
+  TileAttr forwardTile; ///< the CPU backward shares its BLOCK_M and BLOCK_N
   bool cuda;
+  /// The backward's own tile (CUDA: GRAD_BLOCK_M, DQ_BLOCK_N), which differs
+  /// from the forward's under a wgmma forward; the kv-stationary pass's keys.
   int64_t blockM = 0, blockN = 0, kvBlockN = 0, headDim = 0;
   /// CUDA: blocks that share a kv tile's GQA group (each walks headsPerBlock
   /// query heads; dK and dV are summed by the dK/dV convert kernel).
@@ -702,17 +717,18 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
       // Q and dO of a step: the pipeline's acquire, which also brings LSE and delta.
       aliases[load] = arg == "args.q" ? "qdo_tile.q" : "qdo_tile.d_o";
       if (arg == "args.q")
-        os << in << "const QdoTiles qdo_tile = qdo.acquire(); // Q, dO (BLOCK_M, HEAD_DIM), LSE, "
-                    "delta (BLOCK_M) in smem\n";
+        os << in << "const QdoTiles qdo_tile = qdo.acquire(); // Q, dO (GRAD_BLOCK_M, HEAD_DIM), "
+                    "LSE, delta (GRAD_BLOCK_M) in smem\n";
     } else if (isa<KvLoopOp>(op->getParentOp())) {
       aliases[load] = arg == "args.k" ? "kv_tile.k" : "kv_tile.v";
       if (arg == "args.k")
-        os << in << "const KvTiles kv_tile = kv.acquire(); // (BLOCK_N, HEAD_DIM) K and V of tile "
+        os << in
+           << "const KvTiles kv_tile = kv.acquire(); // (DQ_BLOCK_N, HEAD_DIM) K and V of tile "
            << name(load.getTile()) << " in smem\n";
     } else {
       std::string staging = arg == "args.q" ? "smem.q" : "smem.d_o";
-      os << in << "QTile<DqCfg> " << name(load) << "; // (BLOCK_M, HEAD_DIM) in registers, staged "
-         << "through " << staging << "\n";
+      os << in << "QTile<DqCfg> " << name(load)
+         << "; // (GRAD_BLOCK_M, HEAD_DIM) in registers, staged through " << staging << "\n";
       os << in << "loadQTileAsync<DqCfg>(" << arg << ", " << name(load.getBatch()) << ", "
          << name(load.getTile()) << ", " << name(load.getHead()) << ", " << staging << ");\n";
     }
@@ -721,13 +737,13 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
     if (kvPass) {
       aliases[row] = lse ? "qdo_tile.lse" : "qdo_tile.delta";
     } else {
-      os << in << "RowVec<DqCfg> " << name(row) << "; // (BLOCK_M)\n";
+      os << in << "RowVec<DqCfg> " << name(row) << "; // (GRAD_BLOCK_M)\n";
       os << in << "loadRow(" << tensorArg(row.getSource()) << ", " << name(row.getBatch()) << ", "
          << name(row.getHead()) << ", " << name(row.getTile()) << ", " << name(row) << ");\n";
     }
   } else if (auto fill = dyn_cast<FillOp>(op)) {
     os << in << "AccTile<" << c << "> " << name(fill) << "; // ("
-       << (kvPass ? "DKDV_BLOCK_N" : "BLOCK_M") << ", HEAD_DIM)\n";
+       << (kvPass ? "DKDV_BLOCK_N" : "GRAD_BLOCK_M") << ", HEAD_DIM)\n";
     os << in << "fill(" << name(fill) << ", " << floatLiteral(fill.getValue().convertToDouble())
        << ");\n";
   } else if (auto qLoop = dyn_cast<QLoopOp>(op)) {
@@ -738,7 +754,8 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
       aliases[result] = name(arg);
     bool band = isa<BandScheduleAttr>(qLoop.getSchedule());
     std::string kt = name(qLoop.getKtile()), kvHead = name(qLoop.getKvHead());
-    std::string columns = band ? "BandColumnSchedule<BLOCK_M, DKDV_BLOCK_N>" : "TableColumnSchedule";
+    std::string columns =
+        band ? "BandColumnSchedule<GRAD_BLOCK_M, DKDV_BLOCK_N>" : "TableColumnSchedule";
     os << in
        << (band ? "// Closed-form column schedule: the query tiles that see kv tile "
                 : "// Column table, built by the runtime at launch: the query tiles that see kv "
@@ -785,7 +802,7 @@ LogicalResult GradPrinter::printCudaOp(Operation *op) {
       aliases[result] = name(arg);
     bool band = isa<BandScheduleAttr>(kvLoop.getSchedule());
     std::string qt = name(kvLoop.getQtile());
-    std::string type = band ? "BandSchedule<BLOCK_M, BLOCK_N>" : "TableSchedule";
+    std::string type = band ? "BandSchedule<GRAD_BLOCK_M, DQ_BLOCK_N>" : "TableSchedule";
     os << in
        << (band ? "// Closed-form schedule: the band's kv tiles, classified from indices.\n"
                 : "// Table schedule, built by the runtime at launch.\n");
@@ -905,6 +922,8 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
      << "; // dQ by float32 atomics, else the dQ kernel\n";
   os << "constexpr float SCALE = " << floatLiteral(scale)
      << "; // softmax scale (SCALE_LOG2 above: times log2(e))\n\n";
+  os << "constexpr int GRAD_BLOCK_M = " << blockM
+     << "; // query rows per tile of every backward kernel (mma.sync)\n";
   os << "constexpr int DKDV_BLOCK_N = " << kvBlockN
      << (!isa<BandScheduleAttr>(kvLoop.getSchedule())
              ? "; // keys per kv tile of the dK/dV kernel (the table's BLOCK_N)\n"
@@ -914,9 +933,15 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
     os << "constexpr int GROUP_SPLITS = " << splits
        << "; // dK/dV blocks per kv tile and kv head, each over HEADS_PER_BLOCK query heads\n"
        << "constexpr int HEADS_PER_BLOCK = KV_GROUP / GROUP_SPLITS;\n";
-  os << "using DkdvCfg = DkdvConfig<IS_BF16, BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // rows: keys, "
+  if (!atomic)
+    os << "constexpr int DQ_BLOCK_N = " << blockN << "; // keys per kv tile of the dQ kernel\n";
+  os << "using DkdvCfg = DkdvConfig<IS_BF16, GRAD_BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // rows: keys, "
         "columns: queries\n";
-  os << "using DqCfg = DqConfig<IS_BF16, BLOCK_M, BLOCK_N, HEAD_DIM>;\n";
+  if (atomic)
+    os << "using DqCfg = DqConfig<IS_BF16, GRAD_BLOCK_M, GRAD_BLOCK_M, HEAD_DIM>; // rows only: "
+          "no dQ kernel walks kv tiles\n";
+  else
+    os << "using DqCfg = DqConfig<IS_BF16, GRAD_BLOCK_M, DQ_BLOCK_N, HEAD_DIM>;\n";
   os << "using DkdvSmem = DkdvSharedStorage<DkdvCfg, ATOMIC_DQ>;\n";
   os << "static_assert(sizeof(DkdvSmem) == " << cudaBackwardSharedBytes(blockM, kvBlockN, headDim, true, atomic)
      << ", \"the manifest's backward dkdv shared_bytes\");\n";
@@ -1032,6 +1057,10 @@ LogicalResult GradPrinter::print() {
   if (!qLoop)
     return func.emitError("the CPU backward needs attn.grad_q_loop (attn-schedule-recompute with "
                           "deterministic: CPU kernels have no float32 atomics)");
+  if (blockM != forwardTile.getBlockM() || blockN != forwardTile.getBlockN())
+    return func.emitError("the CPU backward runs on the forward's tile (")
+           << forwardTile.getBlockM() << "x" << forwardTile.getBlockN() << "), not " << blockM
+           << "x" << blockN << " (a wgmma forward tile is CUDA-only)";
   double scale = kvLoop.getScale().convertToDouble();
   os << "\n//===----------------------------------------------------------------------===//\n"
         "// The backward pass (attn.attention_grad): P recomputed from the saved LSE\n"
@@ -1093,10 +1122,25 @@ LogicalResult GradPrinter::print() {
 
 } // namespace
 
-int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages) {
+int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages,
+                        llvm::StringRef mma) {
+  constexpr int64_t kElementBytes = 2;
+  if (mma == TileAttr::kMmaWgmma) {
+    // kSharedBytes<WgmmaConfig> of attnc_cuda_sm90.cuh: Q, then `stages` K
+    // and V tiles, unpadded and each 1024-byte aligned (wgmma's 128-byte
+    // swizzle repeats every 1024 bytes), plus the slack that aligns the
+    // dynamic shared memory base (16-byte aligned) up to 1024 bytes.
+    constexpr int64_t kSwizzleAtomBytes = 1024, kBaseAlignment = 16;
+    auto roundUp = [](int64_t bytes) {
+      return (bytes + kSwizzleAtomBytes - 1) / kSwizzleAtomBytes * kSwizzleAtomBytes;
+    };
+    return roundUp(blockM * headDim * kElementBytes) +
+           2 * stages * roundUp(blockN * headDim * kElementBytes) +
+           (kSwizzleAtomBytes - kBaseAlignment);
+  }
   // SharedStorage<Cfg> of attnc_cuda.cuh: Q, then `stages` K and V tiles, each
   // row padded by one 16-byte chunk (8 elements of 2 bytes).
-  constexpr int64_t kElementBytes = 2, kPadElems = 8;
+  constexpr int64_t kPadElems = 8;
   return kElementBytes * (headDim + kPadElems) * (blockM + 2 * stages * blockN);
 }
 
@@ -1143,7 +1187,7 @@ LogicalResult emitKernel(ModuleOp module, KernelTarget target, const std::string
   // The backward pass, when attn-schedule-recompute planned one.
   for (auto func : module.getOps<func::FuncOp>())
     if (!func.getBody().getOps<GradKvLoopOp>().empty())
-      if (failed(GradPrinter(func, target, os).print()))
+      if (failed(GradPrinter(func, loops.front().getTile(), target, os).print()))
         return failure();
   return success();
 }

@@ -217,6 +217,24 @@ func.func @layout_rows(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x64x4x64xbf16>, %v
 
 // -----
 
+// mma is "sync" (mma.sync) or "wgmma" (Hopper's warpgroup MMA).
+// expected-error @+1 {{tile mma must be "sync" or "wgmma", got "hmma"}}
+#bad_mma = #attn.tile<block_m = 64, block_n = 64, warps = 4, mma = "hmma">
+
+// -----
+
+// wgmma runs whole warpgroups (4 warps) ...
+// expected-error @+1 {{tile mma "wgmma" needs whole warpgroups: warps must be a multiple of 4, got 2}}
+#wgmma_warps = #attn.tile<block_m = 64, block_n = 64, warps = 2, mma = "wgmma">
+
+// -----
+
+// ... each over one 64-row wgmma block: block_m = 16 * warps.
+// expected-error @+1 {{tile mma "wgmma" needs one 64-row wgmma block per warpgroup: block_m must be 16 * warps (64), got 128}}
+#wgmma_rows = #attn.tile<block_m = 128, block_n = 64, warps = 4, mma = "wgmma">
+
+// -----
+
 func.func @grad_types(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>, %o: tensor<?x?x4x64xbf16>, %lse: tensor<?x4x?xf32>, %do: tensor<?x?x4x32xbf16>) {
   // expected-error @+1 {{output and d_output must have the query's type}}
   %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %lse, %do mask(#attn.causal) heads(4, 4) scale(0.125)

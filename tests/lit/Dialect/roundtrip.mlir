@@ -62,3 +62,23 @@ func.func @blocks(%q: tensor<?x256x4x64xbf16>, %k: tensor<?x256x4x64xbf16>, %v: 
       -> tensor<?x256x4x64xbf16>, tensor<?x4x256xf32>
   return %o, %lse : tensor<?x256x4x64xbf16>, tensor<?x4x256xf32>
 }
+
+// Tiles: the defaults (1 warp, 2 stages, mma "sync") are elided; a Hopper
+// wgmma tile keeps its mma.
+// CHECK-LABEL: func.func @tiles
+// CHECK: tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+// CHECK: tile(<block_m = 64, block_n = 32, warps = 4, stages = 3>) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+func.func @tiles(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>)
+    -> (tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>) {
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.causal) heads(4, 4) scale(0.125)
+      tile(<block_m = 128, block_n = 128, warps = 8, stages = 2, mma = "wgmma">)
+      schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>
+      -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  %o2, %lse2 = attn.attention %q, %k, %v mask(#attn.causal) heads(4, 4) scale(0.125)
+      tile(<block_m = 64, block_n = 32, warps = 4, stages = 3, mma = "sync">)
+      schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+      : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>
+      -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+  return %o, %lse : tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
+}

@@ -48,3 +48,21 @@ func.func @forward_only(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v
       : tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16> -> tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
   return %o, %lse : tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>
 }
+
+// -----
+
+// A Hopper forward tile (wgmma, under a band): the backward's mma.sync kernels
+// get the tile attn-tile picks without wgmma for head_dim 128 (64x64, 4
+// warps), and the kv-stationary pass its 128-key kv tiles from that.
+// CHECK-LABEL: func.func @wgmma_backward
+// CHECK:         attn.attention {{.*}} tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">)
+// CHECK-LABEL: func.func @wgmma_backward_backward
+// CHECK:         attn.attention_grad
+// CHECK-SAME:      tile(<block_m = 64, block_n = 64, warps = 4>) kv_tile(<block_m = 64, block_n = 128, warps = 8>)
+// CHECK-SAME:      schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+func.func @wgmma_backward(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x2x128xbf16>, %v: tensor<?x?x2x128xbf16>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x?xf32>) {
+  %o, %lse = attn.attention %q, %k, %v mask(#attn.causal) heads(8, 2) scale(0.088) backward
+      tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">) schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
+      : tensor<?x?x8x128xbf16>, tensor<?x?x2x128xbf16>, tensor<?x?x2x128xbf16> -> tensor<?x?x8x128xbf16>, tensor<?x8x?xf32>
+  return %o, %lse : tensor<?x?x8x128xbf16>, tensor<?x8x?xf32>
+}

@@ -27,6 +27,11 @@ struct CompileOptions {
   /// Backward pass: dQ by a separate q-stationary pass, bitwise reproducible,
   /// instead of float32 atomics (also set by the spec's "deterministic").
   bool deterministic = false;
+  /// Target "cuda": the GPU the kernels are for, e.g. "sm_80" or "sm_90a"
+  /// ("": none named, mma.sync). "sm_90a" selects the Hopper wgmma forward
+  /// mainloop where the tile heuristic allows it; other archs get mma.sync.
+  /// Target "cpu" takes none.
+  std::string arch;
 };
 
 /// A kernel package in memory (runtime/README.md describes the format).

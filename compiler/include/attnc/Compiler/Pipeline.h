@@ -7,6 +7,7 @@
 #include "mlir/Support/LLVM.h"
 
 #include <cstdint>
+#include <string>
 
 namespace attnc {
 
@@ -16,7 +17,15 @@ struct PipelineOptions {
   /// attn-schedule-recompute: dQ by the separate deterministic pass (always
   /// for the CPU target, which has no float32 atomics).
   bool deterministic = false;
+  /// The GPU the kernels are for, e.g. "sm_80", "sm_90a" ("": none named).
+  /// kWgmmaArch selects the Hopper wgmma forward tile (attn-tile mma=wgmma);
+  /// every other arch mma.sync.
+  std::string arch;
 };
+
+/// The architecture whose forward kernels run Hopper's warpgroup MMA (wgmma
+/// needs the arch-specific features of sm_90a).
+inline constexpr const char *kWgmmaArch = "sm_90a";
 
 /// Runs attn-canonicalize-mask, attn-plan-layout, attn-tile,
 /// attn-classify-blocks and attn-schedule-recompute (the stage `--emit=tiled`

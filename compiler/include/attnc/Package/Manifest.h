@@ -26,6 +26,11 @@ struct ManifestInfo {
   std::string sourceFileName; ///< e.g. "kernel.cpp"
   std::string source;         ///< hashed into source.hash
   int64_t blockM = 0, blockN = 0;
+  /// The forward's MMA ("sync" or "wgmma"), written as tile.mma.
+  std::string mma = "sync";
+  /// CUDA: the only architecture the kernels run on (launch.arch; "sm_90a"
+  /// for wgmma kernels), or "" for any sm_80 and later.
+  std::string arch;
   std::optional<mask::Band> band; ///< the closed form, else the schedule is a launch-time table
   int abiVersion = 0;
   /// d > 1: the kernel runs once per residue class of positions mod d, on
@@ -42,6 +47,8 @@ struct ManifestInfo {
     int64_t threadsPerBlock = 0, sharedBytes = 0;
     int64_t blockN = 0; ///< dkdv(_convert): keys per kv tile (grid x = ceil(seq_len.kv / block_n))
     int64_t groupSplits = 1; ///< dkdv: blocks per (kv tile, kv head): grid y = heads.kv x this
+    /// preprocess, dq, dq_convert: query rows per tile (grid x = ceil(seq_len.q / block_m)).
+    int64_t blockM = 0;
   };
   /// The backward pass, when the source has one.
   bool backward = false;

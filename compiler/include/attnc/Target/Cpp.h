@@ -16,12 +16,15 @@ enum class KernelTarget { Cpu, Cuda };
 /// Prints a module prepared by attn-prepare-for-emission (one function holding
 /// one attn.flash_loop) for `target`: C++17 exporting attnc_forward (CPU), or
 /// CUDA C++ for NVRTC and nvcc exporting attnc_forward_kernel, calling the
-/// helpers of runtime/device/attnc_cuda.cuh (mma.sync, ldmatrix, cp.async).
+/// helpers of runtime/device/attnc_cuda.cuh (mma.sync, ldmatrix, cp.async)
+/// and, for a wgmma tile, attnc_cuda_sm90.cuh (Hopper's wgmma, sm_90a).
 mlir::LogicalResult emitKernel(mlir::ModuleOp module, KernelTarget target,
                                const std::string &banner, llvm::raw_ostream &os);
 
-/// Bytes of dynamic shared memory of a CUDA kernel (SharedStorage<Cfg>).
-int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages);
+/// Bytes of dynamic shared memory of a CUDA forward kernel (kSharedBytes<Cfg>)
+/// whose tile's `mma` is "sync" (FlashConfig) or "wgmma" (WgmmaConfig).
+int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t stages,
+                        llvm::StringRef mma);
 
 /// How many dK/dV blocks of the CUDA backward share a kv tile's GQA group of
 /// `group` query heads (1: one block walks them all); band schedules only.

@@ -39,6 +39,13 @@ private:
 /// Whether a mask needs global tokens that are only given at launch.
 bool needsLaunchTokens(const mask::Mask &mask);
 
+/// The closed form of `op`'s mask, when it has one: what attn-classify-blocks
+/// records as a #attn.band_schedule (BlockClassification::getBand); other
+/// masks get tables. Needs no tile.
+inline std::optional<mask::Band> getScheduleBand(AttentionOp op) {
+  return mask::bandOf(mask::canonicalize(op.getMask().toMask()));
+}
+
 } // namespace attnc::attn
 
 #endif // ATTNC_PASSES_BLOCKCLASSIFICATION_H

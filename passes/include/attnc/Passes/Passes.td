@@ -56,6 +56,14 @@ def AttnTile : Pass<"attn-tile"> {
     H100 among the shapes tried). GPU warps: 16 query rows each, at most 8;
     two pipeline stages. An existing tile is replaced.
 
+    `mma=wgmma` (the pipeline sets it for `--arch sm_90a`) gives the Hopper
+    warpgroup-MMA forward tile `block_m = 128, block_n = 128, warps = 8,
+    mma = "wgmma"` to every attention with head_dim 64 or 128 (bf16 or fp16)
+    that has no `backward` or whose mask has a closed-form band schedule
+    (tables are shared with the backward, whose kernels use mma.sync tiles);
+    the others, and every attention when a tile side is given, get the
+    mma.sync tile above.
+
     Before:
     ```mlir
     attn.attention %q, %k, %v mask(#attn.causal) heads(16, 16) scale(0.088) : ...
@@ -71,6 +79,9 @@ def AttnTile : Pass<"attn-tile"> {
            "BLOCK_M, a power of two in [16, 256] (0: heuristic)">,
     Option<"blockN", "block-n", "int64_t", "0",
            "BLOCK_N, a power of two in [16, 256] (0: heuristic)">,
+    Option<"mma", "mma", "std::string", "\"sync\"",
+           "the CUDA forward's MMA: sync (mma.sync, sm_80+) or wgmma (Hopper, sm_90a: "
+           "where eligible and no tile side is given)">,
   ];
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }
@@ -115,6 +126,10 @@ def AttnScheduleRecompute : Pass<"attn-schedule-recompute", "::mlir::ModuleOp"> 
     recomputing P tile by tile for dK, dV; dQ by float32 atomics or a separate
     q-stationary pass). `deterministic` on the attention, or the option, picks
     the separate dQ pass (bitwise reproducible); the CPU target always uses it.
+    The backward's kernels use mma.sync: a Hopper forward tile (`mma =
+    "wgmma"`, band schedules only) gives the backward the tile attn-tile
+    picks without wgmma for its head_dim. Under a band, the kv-stationary
+    pass (`kv_tile`) takes 128-key kv tiles.
 
     Before:
     ```mlir

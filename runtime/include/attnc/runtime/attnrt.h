@@ -68,7 +68,10 @@ typedef struct attnrt_compile_options {
  * CUDA packages: the kernel is loaded into the calling thread's current
  * context (cudaSetDevice, torch.cuda.set_device) if it has one, else into
  * device 0's primary context, and compiled by NVRTC for that device's
- * architecture (sm_XY from its compute capability); the cache key adds the
+ * architecture (sm_XY from its compute capability), or for the package's
+ * arch-specific launch.arch (sm_90a: a Hopper wgmma forward), which needs a
+ * GPU of exactly that compute capability (9.0; any other:
+ * ATTNRT_ERROR_UNSUPPORTED, nothing cached); the cache key adds the
  * architecture and the NVRTC version. On an NVRTC failure the message holds
  * the log and the path of a temporary file with the source and its line
  * numbers (ATTNC_DUMP_SOURCE=1 dumps every compiled source and names the file
@@ -165,16 +168,19 @@ typedef struct attnrt_nvrtc_report {
 } attnrt_nvrtc_report;
 
 /* Compiles a CUDA package's source with NVRTC for `arch` ("sm_80", "sm_90",
- * "sm_90a", ...; NULL: the current GPU's) with the options kernel creation
- * uses plus ptxas's verbose report (--ptxas-options=-v), and reads the
+ * "sm_90a", ...; NULL: what attnrt_kernel_create would compile for on the
+ * current GPU) with the options kernel creation uses plus ptxas's verbose report (--ptxas-options=-v), and reads the
  * entry's registers and local memory from that report. Needs libnvrtc, but
  * no GPU and no driver (unless `arch` is NULL). Never caches; each check's
  * code is made unique so that no JIT cache answers in ptxas's place. This is
  * how CI checks that every CUDA kernel compiles for sm_80 and sm_90 without
  * spills. Errors: ATTNRT_ERROR_COMPILE as attnrt_kernel_create (log, dumped
  * source); ATTNRT_ERROR_PACKAGE if the cubin has no entry point;
- * ATTNRT_ERROR_INVALID_ARGUMENT for a CPU package or a malformed arch;
- * ATTNRT_ERROR_UNSUPPORTED without NVRTC. */
+ * ATTNRT_ERROR_INVALID_ARGUMENT for a CPU package, a malformed arch, or an
+ * arch the package's launch.arch excludes ("arch: the package's kernel needs
+ * sm_90a (launch.arch), got sm_80": an sm_90a package compiles only for
+ * sm_90a; portable packages for any arch); ATTNRT_ERROR_UNSUPPORTED without
+ * NVRTC. */
 attnrt_status attnrt_nvrtc_check(const attnrt_package *package, const char *arch,
                                  attnrt_nvrtc_report *out);
 
@@ -220,8 +226,9 @@ typedef struct attnrt_nvrtc_output {
  * zeroed. Errors: ATTNRT_ERROR_COMPILE as attnrt_kernel_create (log, dumped
  * source); ATTNRT_ERROR_PACKAGE if the report lacks the package's entry
  * point; ATTNRT_ERROR_INVALID_ARGUMENT for a CPU package, a missing or
- * malformed arch or an unknown artifact; ATTNRT_ERROR_UNSUPPORTED without
- * NVRTC. */
+ * malformed arch, an arch the package's launch.arch excludes (as
+ * attnrt_nvrtc_check) or an unknown artifact; ATTNRT_ERROR_UNSUPPORTED
+ * without NVRTC. */
 attnrt_status attnrt_nvrtc_compile(const attnrt_package *package, const char *arch,
                                    attnrt_nvrtc_artifact artifact, int32_t report,
                                    attnrt_nvrtc_output *out);

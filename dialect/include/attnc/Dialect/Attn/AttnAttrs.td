@@ -171,14 +171,33 @@ def Attn_TileAttr : AttrDef<Attn_Dialect, "Tile"> {
   let description = [{
     BLOCK_M query rows by BLOCK_N keys per step of the flash loop (powers of
     two from 16 to 256); on GPUs, `warps` warps share the BLOCK_M rows (16
-    rows per mma row block) and `stages` kv tiles are in flight. The CPU target
-    reads only the tile sides. Defaults (1 warp, 2 stages) are elided.
-    Example: `#attn.tile<block_m = 128, block_n = 64, warps = 8>`
+    rows per mma row block) and `stages` kv tiles are in flight. `mma` is the
+    CUDA forward's matrix instruction: "sync" (mma.sync m16n8k16, sm_80 and
+    later) or "wgmma" (Hopper's warpgroup MMA, sm_90a only: whole warpgroups
+    of 4 warps, one 64-row wgmma block per warpgroup, so block_m = 16 * warps,
+    and block_n a multiple of 16 up to 256). The CPU target reads only the
+    tile sides. Defaults (1 warp, 2 stages, mma "sync") are elided.
+    Examples: `#attn.tile<block_m = 128, block_n = 64, warps = 8>`,
+    `#attn.tile<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">`
   }];
   let parameters = (ins "int64_t":$block_m, "int64_t":$block_n,
                         DefaultValuedParameter<"int64_t", "1">:$warps,
-                        DefaultValuedParameter<"int64_t", "2">:$stages);
+                        DefaultValuedParameter<"int64_t", "2">:$stages,
+                        StringRefParameter<"the forward's MMA instruction", "\"sync\"">:$mma);
   let assemblyFormat = "`<` struct(params) `>`";
+  let builders = [
+    // An mma.sync tile (every tile but the Hopper forward's).
+    AttrBuilder<(ins "int64_t":$block_m, "int64_t":$block_n, "int64_t":$warps,
+                     "int64_t":$stages), [{
+      return $_get($_ctxt, block_m, block_n, warps, stages, kMmaSync);
+    }]>
+  ];
+  let extraClassDeclaration = [{
+    /// The values of `mma`: mma.sync m16n8k16 (sm_80+), Hopper's wgmma (sm_90a).
+    static constexpr ::llvm::StringLiteral kMmaSync = "sync", kMmaWgmma = "wgmma";
+    /// Whether the CUDA forward runs the Hopper warpgroup (wgmma) mainloop.
+    bool isWgmma() const { return getMma() == kMmaWgmma; }
+  }];
   let genVerifyDecl = 1;
 }
 
