@@ -644,15 +644,17 @@ __device__ __forceinline__ void rescaleAccumulator(const AccTile<Cfg> &acc, cons
         out.v[rb][j][e] = rescaleAcc ? acc.v[rb][j][e] * alpha.v[rb][e / 2] : acc.v[rb][j][e];
 }
 
-/// P (BLOCK_M, BLOCK_N) as mma A fragments: rounded to the element type, the accumulator fragments
-/// of n-tiles 2kk, 2kk + 1 are the A fragment of k-step kk (half the registers of P in f32).
-template <class Cfg> struct ProbFragments {
+/// P (or, in the backward, dS: the warp's rows x Cfg::kBlockN columns) rounded to the element
+/// type, as the mma A operand of the matmul that consumes it: a[rb][kk] is the A fragment of row
+/// block rb, k-step kk (columns 16 kk .. 16 kk + 15), i.e. the accumulator fragments of n-tiles
+/// 2 kk and 2 kk + 1 packed in pairs (half the registers of the f32 tile).
+template <class Cfg> struct OperandTile {
   uint32_t a[Cfg::kRowBlocks][Cfg::kKeySlices][kFragRegs];
 };
 
 /// Rounds P to the A operand of P V.
 template <class Cfg>
-__device__ __forceinline__ void probFragments(const ProbTile<Cfg> &p, ProbFragments<Cfg> &out) {
+__device__ __forceinline__ void probFragments(const ProbTile<Cfg> &p, OperandTile<Cfg> &out) {
 #pragma unroll
   for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
 #pragma unroll
@@ -666,9 +668,10 @@ __device__ __forceinline__ void probFragments(const ProbTile<Cfg> &p, ProbFragme
     }
 }
 
-/// out += P V with mma.sync, V (BLOCK_N, HEAD_DIM) from shared memory by ldmatrix.trans.
+/// out += P V with mma.sync, V (BLOCK_N, HEAD_DIM) row-major in shared memory (padded rows) by
+/// ldmatrix.trans; the backward's matmulAcc uses it for every P B product.
 template <class Cfg>
-__device__ __forceinline__ void mmaSyncPv(const ProbFragments<Cfg> &p, const uint16_t *vTile,
+__device__ __forceinline__ void mmaSyncPv(const OperandTile<Cfg> &p, const uint16_t *vTile,
                                           AccTile<Cfg> &out) {
   // Lane i addresses key row i % 8 of matrix i / 8: (keys 0-7 | 8-15) x (dims 0-7 | 8-15),
   // transposed: (b0, b1) of d-tile 2dd and (b2, b3) of d-tile 2dd + 1.
@@ -698,7 +701,7 @@ __device__ __forceinline__ void pvUpdate(const AccTile<Cfg> &acc, const RowVec<C
                                          const ProbTile<Cfg> &p, const uint16_t *vTile,
                                          AccTile<Cfg> &out) {
   rescaleAccumulator(acc, alpha, out);
-  ProbFragments<Cfg> a;
+  OperandTile<Cfg> a;
   probFragments(p, a);
   if constexpr (Cfg::kWgmma)
     wgmmaPv(a, vTile, out);

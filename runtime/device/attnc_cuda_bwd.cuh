@@ -158,14 +158,6 @@ __host__ __device__ constexpr int dqSharedBytes(int blockM, int blockN, int head
   return 2 * blockM * pitch + kBackwardStages * 2 * blockN * pitch;
 }
 
-/// P or dS (the warp's rows x Cfg::kBlockN columns) rounded to the element type, as the mma A
-/// operand of the matmul that consumes it: a[rb][kk] is the A fragment of row block rb, k-step kk
-/// (columns 16 kk .. 16 kk + 15), i.e. the accumulator fragments of n-tiles 2 kk and 2 kk + 1
-/// packed in pairs (the f32 tile is never kept: half the registers).
-template <class Cfg> struct OperandTile {
-  uint32_t a[Cfg::kRowBlocks][Cfg::kKeySlices][kFragRegs];
-};
-
 /// Register r (0..3) of an A fragment holds the accumulator elements (n-tile 2 kk + r / 2,
 /// elements 2 (r % 2) and 2 (r % 2) + 1): these are its n-tile offset and first element.
 __host__ __device__ constexpr int operandTileOffset(int r) { return r / 2; }
@@ -781,25 +773,7 @@ __device__ __forceinline__ void matmulAcc(const AccTile<Cfg> &acc, const Operand
 #pragma unroll
       for (int e = 0; e < kFragRegs; ++e)
         out.v[rb][j][e] = acc.v[rb][j][e];
-  // Lane i addresses B row i % 8 of matrix i / 8: (rows 0-7 | 8-15) x (dims 0-7 | 8-15),
-  // transposed: (b0, b1) of d-tile 2dd and (b2, b3) of d-tile 2dd + 1 (as pvUpdate).
-  const int lane = laneIndex();
-  const int row = (lane / kLdmRows % 2) * kLdmRows + lane % kLdmRows;
-  const int col = (lane / (2 * kLdmRows)) * kChunkElems;
-  const uint32_t base = sharedAddress(bTile + row * Cfg::kSmemRowElems + col);
-#pragma unroll
-  for (int kk = 0; kk < Cfg::kKeySlices; ++kk)
-#pragma unroll
-    for (int dd = 0; dd < Cfg::kDimTiles / 2; ++dd) {
-      uint32_t bFrag[kFragRegs];
-      ldmatrixX4Trans(bFrag, base + (kk * kMmaK * Cfg::kSmemRowElems + dd * 2 * kMmaN) *
-                                        kElementBytes);
-#pragma unroll
-      for (int rb = 0; rb < Cfg::kRowBlocks; ++rb) {
-        mma16816<Cfg::kIsBf16>(out.v[rb][2 * dd], p.a[rb][kk], bFrag[0], bFrag[1]);
-        mma16816<Cfg::kIsBf16>(out.v[rb][2 * dd + 1], p.a[rb][kk], bFrag[2], bFrag[3]);
-      }
-    }
+  mmaSyncPv(p, bTile, out);
 }
 
 //===----------------------------------------------------------------------===//

@@ -338,7 +338,7 @@ __device__ __forceinline__ void wgmmaQk(const QTile<Cfg> &q, const uint16_t *kTi
 
 /// mmaSyncPv for wgmma kernels: out (the warpgroup's 64 x HEAD_DIM) += P V, V from shared memory.
 template <class Cfg>
-__device__ __forceinline__ void wgmmaPv(const ProbFragments<Cfg> &p, const uint16_t *vTile,
+__device__ __forceinline__ void wgmmaPv(const OperandTile<Cfg> &p, const uint16_t *vTile,
                                         AccTile<Cfg> &out) {
   float(&d)[Cfg::kHeadDim / 2] = reinterpret_cast<float(&)[Cfg::kHeadDim / 2]>(out.v);
   const uint32_t vAddress = sharedAddress(vTile);

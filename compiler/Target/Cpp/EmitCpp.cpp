@@ -282,7 +282,9 @@ LogicalResult CppPrinter::printOp(Operation *op) {
     if (load.getSource() == loop.getQuery()) {
       // The copy starts here; the fragments are loaded after the kv pipeline's prologue.
       os << in << cppType(load) << " " << name(load)
-         << "; // (BLOCK_M, HEAD_DIM) in registers, staged through smem.q\n";
+         << (loop.getTile().isWgmma()
+                 ? "; // (BLOCK_M, HEAD_DIM) in smem.q, the wgmma A operand\n"
+                 : "; // (BLOCK_M, HEAD_DIM) in registers, staged through smem.q\n");
       os << in << "loadQTileAsync<Cfg>(args.q, " << name(load.getBatch()) << ", "
          << name(load.getTile()) << ", " << name(load.getHead()) << ", smem.q);\n";
     } else if (load.getSource() == loop.getKey()) {
