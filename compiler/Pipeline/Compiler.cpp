@@ -133,10 +133,12 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
   int64_t kvBlockN = 0;   // keys per kv tile of the kv-stationary pass
   int64_t gradBlockM = 0; // query rows per tile of every backward kernel
   int64_t gradBlockN = 0; // keys per kv tile of the deterministic dQ kernel
+  std::string kvMma;      // the kv-stationary pass's instruction ("wgmma": Hopper)
   module->walk([&](attn::GradKvLoopOp op) {
     info.backward = true;
     info.deterministic = !op.getAtomicDq();
     kvBlockN = op.getTile().getBlockN();
+    kvMma = op.getTile().getMma().str();
     gradBlockM = op.getTile().getBlockM();
   });
   module->walk([&](attn::GradQLoopOp op) { gradBlockN = op.getTile().getBlockN(); });
@@ -156,7 +158,7 @@ CompileResult compileSpec(const spec::Spec &s, const CompileOptions &options) {
         queryGridKernel("preprocess", ATTNC_CUDA_BACKWARD_PREPROCESS_SYMBOL, 0));
     info.backwardKernels.push_back(
         {"dkdv", ATTNC_CUDA_BACKWARD_DKDV_SYMBOL, kvBlockN / kRowsPerWarp * kWarpSize,
-         cudaBackwardSharedBytes(gradBlockM, kvBlockN, headDim, true, !info.deterministic),
+         cudaBackwardSharedBytes(gradBlockM, kvBlockN, headDim, true, !info.deterministic, kvMma),
          kvBlockN, cudaBackwardGroupSplits(s.queryHeads / s.kvHeads, info.band.has_value())});
     if (info.backwardKernels.back().groupSplits > 1)
       info.backwardKernels.push_back({"dkdv_convert", ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL,

@@ -50,12 +50,13 @@ struct AttnScheduleRecomputePass
       if (symbols.lookup(name))
         continue; // planned already (the pass is idempotent)
 
-      // The backward's kernels are mma.sync ones: a Hopper (wgmma) forward
-      // tile gives way to the tile attn-tile picks without wgmma (attn-tile
-      // chose wgmma only where the schedule is a closed form, which serves
-      // any tile).
+      // The backward's query-grid kernels are mma.sync ones: a Hopper
+      // (wgmma) forward tile gives way to the tile attn-tile picks without
+      // wgmma (attn-tile chose wgmma only where the schedule is a closed
+      // form, which serves any tile); its kv-stationary pass runs wgmma too.
       TileAttr tile = op.getTileAttr();
-      if (tile && tile.isWgmma()) {
+      const bool wgmma = tile && tile.isWgmma();
+      if (wgmma) {
         if (op.getScheduleAttr() && !isa<BandScheduleAttr>(op.getScheduleAttr())) {
           op.emitOpError("has a wgmma tile and a table schedule: the backward's mma.sync "
                          "kernels would need the table of another tile (attn-tile gives wgmma "
@@ -78,11 +79,14 @@ struct AttnScheduleRecomputePass
       // The kv-stationary pass may take longer kv tiles where the schedule
       // is a closed form (tables share the forward's tiles and bits): 128
       // keys halve its dQ atomics (measured 7-10 % faster on an H100).
+      // With a wgmma forward, the kv-stationary pass is a wgmma one as
+      // well: two warpgroups of 64 keys, query steps of block_m (64) rows.
       TileAttr kvTile = tile;
       if (kvTile && isa_and_nonnull<BandScheduleAttr>(op.getScheduleAttr()) &&
-          kvTile.getBlockN() < kBandKvTileKeys)
+          (kvTile.getBlockN() < kBandKvTileKeys || wgmma))
         kvTile = TileAttr::get(op.getContext(), kvTile.getBlockM(), kBandKvTileKeys,
-                               kBandKvTileKeys / kRowsPerWarp, kvTile.getStages());
+                               kBandKvTileKeys / kRowsPerWarp, kvTile.getStages(),
+                               wgmma ? TileAttr::kMmaWgmma : TileAttr::kMmaSync);
       auto grad = AttentionGradOp::create(
           b, op.getLoc(), TypeRange{q, k, v}, body->getArgument(0), body->getArgument(1),
           body->getArgument(2), body->getArgument(3), body->getArgument(4), body->getArgument(5),

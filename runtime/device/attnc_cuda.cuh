@@ -132,18 +132,30 @@ template <class Cfg, bool Wgmma = Cfg::kWgmma> struct SharedStorage {
   alignas(kChunkBytes) uint16_t v[Cfg::kStages][Cfg::kKvSmemElems]; // (BLOCK_N, HEAD_DIM) per stage
 };
 
-/// Dynamic shared-memory bytes of a flash kernel: SharedStorage plus the slack that aligning the
-/// (16-byte aligned) dynamic shared-memory base to alignof(SharedStorage) may skip.
-template <class Cfg>
-constexpr int kSharedBytes = static_cast<int>(sizeof(SharedStorage<Cfg>) +
-                                              alignof(SharedStorage<Cfg>) - kChunkBytes);
+/// The alignment of a shared-memory tile: a 16-byte chunk (padded rows), or, for wgmma operands,
+/// a 1024-byte swizzle atom (attnc_cuda_sm90.cuh's kSwizzleAtomBytes).
+template <class Cfg> constexpr int kTileAlignment = Cfg::kWgmma ? 1024 : kChunkBytes;
 
-/// The kernel's SharedStorage in its dynamic shared memory, at the first suitably aligned byte.
+/// Dynamic shared-memory bytes of a kernel whose shared memory is one Storage: its size plus the
+/// slack that aligning the (16-byte aligned) dynamic shared-memory base to alignof(Storage) may skip.
+template <class Storage>
+constexpr int kDynamicSharedBytes = static_cast<int>(sizeof(Storage) + alignof(Storage) - kChunkBytes);
+
+/// The kernel's Storage in its dynamic shared memory, at the first suitably aligned byte.
+template <class Storage>
+__device__ __forceinline__ Storage &alignedShared(unsigned char *dynamicShared) {
+  constexpr uint32_t kAlign = alignof(Storage);
+  const uint32_t skip = (kAlign - sharedAddress(dynamicShared) % kAlign) % kAlign;
+  return *reinterpret_cast<Storage *>(dynamicShared + skip);
+}
+
+/// Dynamic shared-memory bytes of a flash kernel (SharedStorage, aligned).
+template <class Cfg> constexpr int kSharedBytes = kDynamicSharedBytes<SharedStorage<Cfg>>;
+
+/// The flash kernel's SharedStorage in its dynamic shared memory.
 template <class Cfg>
 __device__ __forceinline__ SharedStorage<Cfg> &sharedStorage(unsigned char *dynamicShared) {
-  constexpr uint32_t kAlign = alignof(SharedStorage<Cfg>);
-  const uint32_t skip = (kAlign - sharedAddress(dynamicShared) % kAlign) % kAlign;
-  return *reinterpret_cast<SharedStorage<Cfg> *>(dynamicShared + skip);
+  return alignedShared<SharedStorage<Cfg>>(dynamicShared);
 }
 
 //===----------------------------------------------------------------------===//

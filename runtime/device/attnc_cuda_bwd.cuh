@@ -98,6 +98,12 @@ constexpr int kBackwardStages = 2;
 /// accumulators per thread; two row blocks share each K fragment, two d-tile pairs each dS one).
 constexpr int kDqPieceRows = 32, kDqPieceCols = 32;
 
+// The wgmma (Hopper) counterparts of the dK/dV kernel's matmuls, in attnc_cuda_bwd_sm90.cuh and
+// attnc_cuda_sm90.cuh (DkdvWgmmaConfig kernels only).
+template <class Cfg>
+__device__ __forceinline__ void wgmmaQkT(const uint16_t *aTile, const uint16_t *bTile, ScoreTile<Cfg> &s);
+template <int Rows> __device__ __forceinline__ int swizzledOffset(int row, int col);
+
 /// The dK/dV kernel's configuration: FlashConfig transposed. Tile rows are the BLOCK_N keys of the
 /// kv tile (kBlockM), tile columns the BLOCK_M query rows of a step (kBlockN).
 template <bool IsBf16, int BlockM, int BlockN, int HeadDim>
@@ -121,13 +127,14 @@ template <class Cfg> constexpr bool kDqLagged = dqLagged(Cfg::kBlockM, Cfg::kHea
 /// dS^T buffers of the dK/dV kernel with atomic dQ.
 template <class Cfg> constexpr int kDsBuffers = kDqLagged<Cfg> ? 2 : 1;
 
-/// The dK/dV kernel's shared memory without the dS^T tiles (Cfg = DkdvConfig).
+/// The dK/dV kernel's shared memory without the dS^T tiles (Cfg = DkdvConfig, or DkdvWgmmaConfig:
+/// then K, V, Q and dO are swizzled wgmma operands, each aligned to a swizzle atom).
 template <class Cfg> struct DkdvTiles {
   static_assert(Cfg::kHeadDim <= 128, "dK/dV kernel: dK and dV of HEAD_DIM > 128 exceed the registers");
-  alignas(kChunkBytes) uint16_t k[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) K
-  alignas(kChunkBytes) uint16_t v[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) V
-  alignas(kChunkBytes) uint16_t q[Cfg::kStages][Cfg::kKvSmemElems];   // (BLOCK_M, HEAD_DIM) per stage
-  alignas(kChunkBytes) uint16_t d_o[Cfg::kStages][Cfg::kKvSmemElems]; // (BLOCK_M, HEAD_DIM) per stage
+  alignas(kTileAlignment<Cfg>) uint16_t k[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) K
+  alignas(kTileAlignment<Cfg>) uint16_t v[Cfg::kQSmemElems];                  // (BLOCK_N, HEAD_DIM) V
+  alignas(kTileAlignment<Cfg>) uint16_t q[Cfg::kStages][Cfg::kKvSmemElems];   // (BLOCK_M, HEAD_DIM) per stage
+  alignas(kTileAlignment<Cfg>) uint16_t d_o[Cfg::kStages][Cfg::kKvSmemElems]; // (BLOCK_M, HEAD_DIM) per stage
   alignas(kChunkBytes) float lse[Cfg::kStages][Cfg::kBlockN];         // (BLOCK_M) per stage
   alignas(kChunkBytes) float delta[Cfg::kStages][Cfg::kBlockN];       // (BLOCK_M) per stage
 };
@@ -143,13 +150,18 @@ template <class Cfg> struct DqSharedStorage : SharedStorage<Cfg> {
   alignas(kChunkBytes) uint16_t d_o[Cfg::kQSmemElems]; // (BLOCK_M, HEAD_DIM) dO
 };
 
-/// sizeof(DkdvSharedStorage): K, V; Stages x (Q, dO, LSE, delta); with atomic dQ the dS^T tiles
-/// (2 where dqLagged(blockN, headDim), else 1).
-__host__ __device__ constexpr int dkdvSharedBytes(int blockM, int blockN, int headDim, bool atomicDq) {
-  const int pitch = (headDim + kSmemPadElems) * kElementBytes;
+/// kDynamicSharedBytes<DkdvSharedStorage>: K, V; Stages x (Q, dO, LSE, delta); with atomic dQ the
+/// dS^T tiles (2 where dqLagged(blockN, headDim), else 1). wgmma: unpadded operand tiles, the
+/// structures aligned to 1024 bytes, plus the slack that aligns the dynamic base.
+__host__ __device__ constexpr int dkdvSharedBytes(int blockM, int blockN, int headDim, bool atomicDq,
+                                                  bool wgmma = false) {
+  const int align = wgmma ? 1024 : kChunkBytes;
+  const auto roundUp = [align](int bytes) { return (bytes + align - 1) / align * align; };
+  const int pitch = (headDim + (wgmma ? 0 : kSmemPadElems)) * kElementBytes;
   const int dsBuffers = dqLagged(blockN, headDim) ? 2 : 1;
-  return 2 * blockN * pitch + kBackwardStages * (2 * blockM * pitch + 2 * blockM * 4) +
-         (atomicDq ? dsBuffers * blockN * (blockM + kSmemPadElems) * kElementBytes : 0);
+  const int tiles = roundUp(2 * blockN * pitch + kBackwardStages * (2 * blockM * pitch + 2 * blockM * 4));
+  const int ds = atomicDq ? dsBuffers * blockN * (blockM + kSmemPadElems) * kElementBytes : 0;
+  return roundUp(tiles + ds) + align - kChunkBytes;
 }
 
 /// sizeof(DqSharedStorage): Q, dO and Stages x (K, V).
@@ -445,6 +457,8 @@ template <class Cfg, class Schedule> struct QdoPipeline {
   /// Waits for the current step's tiles (and, at the first step, K and V), then starts the step Stages - 1 ahead.
   __device__ __forceinline__ QdoTiles acquire() {
     cpAsyncWait<kGroupsInFlight - 1>();
+    if constexpr (Cfg::kWgmma)
+      fenceProxyAsyncShared(); // the copies are wgmma operands
     // Every thread's copies have landed, and every warp is done with the stage fetch() refills.
     __syncthreads();
     fetch();
@@ -482,7 +496,8 @@ __device__ __forceinline__ void loadRow(const attnc_tensor_view &t, int64_t b, i
 /// S^T = A B^T (unscaled): A the warp's rows of a (Cfg::kBlockM, HEAD_DIM) shared tile (K or V),
 /// B a (Cfg::kBlockN, HEAD_DIM) shared tile (Q or dO), both by ldmatrix. s.scaleLog2 is 1.
 template <class Cfg>
-__device__ __forceinline__ void qkT(const uint16_t *aTile, const uint16_t *bTile, ScoreTile<Cfg> &s) {
+__device__ __forceinline__ void mmaSyncQkT(const uint16_t *aTile, const uint16_t *bTile,
+                                           ScoreTile<Cfg> &s) {
 #pragma unroll
   for (int rb = 0; rb < Cfg::kRowBlocks; ++rb)
 #pragma unroll
@@ -522,10 +537,20 @@ __device__ __forceinline__ void qkT(const uint16_t *aTile, const uint16_t *bTile
   }
 }
 
+/// S^T = A B^T (unscaled), both operands in shared memory: mmaSyncQkT, or with wgmma (Hopper)
+/// wgmmaQkT (the warpgroup's rows of A; both operands by descriptor).
+template <class Cfg>
+__device__ __forceinline__ void qkT(const uint16_t *aTile, const uint16_t *bTile, ScoreTile<Cfg> &s) {
+  if constexpr (Cfg::kWgmma)
+    wgmmaQkT(aTile, bTile, s);
+  else
+    mmaSyncQkT(aTile, bTile, s);
+}
+
 /// The warp's rows of the kv tile's K or V, the A operand of qkT (Cfg = DkdvConfig): held in
 /// registers as mma A fragments where HEAD_DIM <= 64 leaves room (kKvRowsInRegisters), else read
 /// from shared memory at each use.
-template <class Cfg> constexpr bool kKvRowsInRegisters = Cfg::kHeadDim <= 64;
+template <class Cfg> constexpr bool kKvRowsInRegisters = Cfg::kHeadDim <= 64 && !Cfg::kWgmma;
 template <class Cfg, bool InRegisters = kKvRowsInRegisters<Cfg>> struct KvRows {
   const uint16_t *tile; // (BLOCK_N, HEAD_DIM) in shared memory
 };
@@ -761,8 +786,8 @@ __device__ __forceinline__ void dsT(const OperandTile<Cfg> &pt, const ScoreTile<
 //===----------------------------------------------------------------------===//
 
 /// out = acc + P B: P (the warp's rows x Cfg::kBlockN) an OperandTile, B (Cfg::kBlockN, HEAD_DIM)
-/// row-major in shared memory by ldmatrix.trans. dV += P^T dO and dK += dS^T Q (DkdvConfig),
-/// dQ += dS K (DqConfig).
+/// row-major in shared memory by ldmatrix.trans (wgmma: swizzled, by descriptor). dV += P^T dO
+/// and dK += dS^T Q (DkdvConfig, DkdvWgmmaConfig), dQ += dS K (DqConfig).
 template <class Cfg>
 __device__ __forceinline__ void matmulAcc(const AccTile<Cfg> &acc, const OperandTile<Cfg> &p,
                                           const uint16_t *bTile, AccTile<Cfg> &out) {
@@ -773,7 +798,10 @@ __device__ __forceinline__ void matmulAcc(const AccTile<Cfg> &acc, const Operand
 #pragma unroll
       for (int e = 0; e < kFragRegs; ++e)
         out.v[rb][j][e] = acc.v[rb][j][e];
-  mmaSyncPv(p, bTile, out);
+  if constexpr (Cfg::kWgmma)
+    wgmmaPv(p, bTile, out);
+  else
+    mmaSyncPv(p, bTile, out);
 }
 
 //===----------------------------------------------------------------------===//
@@ -828,10 +856,17 @@ __device__ __forceinline__ void dqReduce(const uint16_t *dsTile, const uint16_t 
   const int aRow = (lane / (2 * kLdmRows)) * kLdmRows + lane % kLdmRows;
   const int aCol = (lane / kLdmRows % 2) * kLdmRows;
   const uint32_t aBase = sharedAddress(dsTile + aRow * kDsPitch + aCol);
-  // B = K (keys x dims) by ldmatrix.trans, as matmulAcc.
+  // B = K (keys x dims) by ldmatrix.trans, as matmulAcc: lane i addresses row i % 16, chunk i / 16.
   const int bRow = (lane / kLdmRows % 2) * kLdmRows + lane % kLdmRows;
   const int bCol = (lane / (2 * kLdmRows)) * kChunkElems;
-  const uint32_t bBase = sharedAddress(kTile + bRow * Cfg::kSmemRowElems + bCol);
+  // Padded rows: one base and constant offsets. Swizzled (wgmma): the chunk moves with the column.
+  const auto bAddress = [&](int kk, int col) {
+    if constexpr (Cfg::kWgmma)
+      return sharedAddress(kTile + swizzledOffset<Cfg::kBlockM>(bRow + kk * kMmaK, bCol + col));
+    else
+      return sharedAddress(kTile + bRow * Cfg::kSmemRowElems + bCol) +
+             (kk * kMmaK * Cfg::kSmemRowElems + col) * kElementBytes;
+  };
   float *accum = static_cast<float *>(dqAccum.data) + b * dqAccum.strides[0] + h * dqAccum.strides[2];
 #pragma unroll
   for (int i = 0; i < kPiecesPerWarp; ++i) {
@@ -856,8 +891,7 @@ __device__ __forceinline__ void dqReduce(const uint16_t *dsTile, const uint16_t 
 #pragma unroll
       for (int dd = 0; dd < kPieceTiles / 2; ++dd) {
         uint32_t bFrag[kFragRegs];
-        ldmatrixX4Trans(bFrag, bBase + (kk * kMmaK * Cfg::kSmemRowElems + col0 + dd * 2 * kMmaN) *
-                                           kElementBytes);
+        ldmatrixX4Trans(bFrag, bAddress(kk, col0 + dd * 2 * kMmaN));
 #pragma unroll
         for (int rb = 0; rb < kPieceBlocks; ++rb) {
           mma16816<Cfg::kIsBf16>(acc[rb][2 * dd], aFrag[rb], bFrag[0], bFrag[1]);

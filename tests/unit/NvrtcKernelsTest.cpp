@@ -7,8 +7,9 @@
 // sm_90, with zero local memory (no stack frame, no spills) in every entry
 // point: the forward and each backward kernel. The Hopper matrix compiles
 // the same families for --arch sm_90a, whose forward runs wgmma: forward
-// only, and with the backward pass (mma.sync kernels) where the mask is a
-// band. Prints registers per entry.
+// only, and with the backward pass where the mask is a band (its dK/dV
+// kernel wgmma too, the query-grid kernels mma.sync). Prints registers per
+// entry.
 //
 //===----------------------------------------------------------------------===//
 
@@ -116,7 +117,8 @@ std::vector<Case> matrix() {
 /// The Hopper matrix (--arch sm_90a): every mask family x head grouping x
 /// dtype x head_dim with a wgmma forward, alone and, where the mask is a band
 /// (tables are shared with the backward, which then keeps mma.sync tiles
-/// throughout), with the backward pass (atomic dQ; deterministic dQ for GQA).
+/// throughout), with the backward pass (atomic dQ; deterministic dQ for GQA),
+/// whose dK/dV kernel is then a wgmma one as well.
 std::vector<Case> hopperMatrix() {
   std::vector<Case> cases;
   for (const MaskFamily &family : kMaskFamilies)
@@ -149,11 +151,18 @@ std::pair<std::string, std::string> checkCase(const Case &c) {
   attnc::CompileResult compiled = attnc::compileSpecText(c.json, c.name, options);
   if (!compiled.ok())
     return {"", c.name + ": " + compiled.diagnostics};
-  // The forward's MMA: wgmma exactly where the Hopper matrix asks for it.
-  const bool wgmma =
-      compiled.package->source.find("using Cfg = WgmmaConfig<") != std::string::npos;
+  // The forward's MMA, and the dK/dV kernel's: wgmma exactly where the
+  // Hopper matrix asks for it.
+  const std::string &source = compiled.package->source;
+  const bool wgmma = source.find("using Cfg = WgmmaConfig<") != std::string::npos;
   if (wgmma != c.wgmma)
     failures += c.name + ": the forward is " + (wgmma ? "a wgmma" : "an mma.sync") + " kernel\n";
+  if (source.find("using DkdvCfg = ") != std::string::npos) {
+    const bool dkdvWgmma = source.find("using DkdvCfg = DkdvWgmmaConfig<") != std::string::npos;
+    if (dkdvWgmma != c.wgmma)
+      failures += c.name + ": the dK/dV kernel is " +
+                  (dkdvWgmma ? "a wgmma" : "an mma.sync") + " kernel\n";
+  }
   auto package =
       attnrt::Package::fromMemory(compiled.package->manifestJson, compiled.package->source);
   if (!package.ok())

@@ -140,9 +140,10 @@ protected:
 
 class CppPrinter : public PrinterBase {
 public:
-  CppPrinter(FlashLoopOp loop, KernelTarget target, bool withBackward, llvm::raw_ostream &os)
+  CppPrinter(FlashLoopOp loop, KernelTarget target, bool withBackward, bool backwardWgmma,
+             llvm::raw_ostream &os)
       : PrinterBase(loop, os), loop(loop), cuda(target == KernelTarget::Cuda),
-        withBackward(withBackward) {}
+        withBackward(withBackward), backwardWgmma(backwardWgmma) {}
 
   LogicalResult print(const std::string &banner);
 
@@ -196,7 +197,8 @@ private:
 
   FlashLoopOp loop;
   bool cuda;
-  bool withBackward; ///< the backward kernels follow (CUDA: include their helpers)
+  bool withBackward;  ///< the backward kernels follow (CUDA: include their helpers)
+  bool backwardWgmma; ///< the backward's dK/dV kernel is a wgmma one (attnc_cuda_bwd_sm90.cuh)
 };
 
 LogicalResult CppPrinter::printBlock(Block &block) {
@@ -383,9 +385,12 @@ LogicalResult CppPrinter::printCudaKernel() {
   });
   if (!qLoad)
     return loop.emitOpError("has no Q tile load");
-  os << (withBackward ? "#include \"attnc_cuda_bwd.cuh\"" : "#include \"attnc_cuda.cuh\"")
-     << "\n";
-  if (tile.isWgmma())
+  if (backwardWgmma)
+    os << "#include \"attnc_cuda_bwd_sm90.cuh\"\n"; // both passes' helpers, mma.sync and wgmma
+  else
+    os << (withBackward ? "#include \"attnc_cuda_bwd.cuh\"" : "#include \"attnc_cuda.cuh\"")
+       << "\n";
+  if (tile.isWgmma() && !backwardWgmma)
     os << "#include \"attnc_cuda_sm90.cuh\"\n";
   os << "#include \"kernel_abi.h\"\n\n";
   os << "namespace {\n\nusing namespace attnc_cuda;\n\n";
@@ -925,7 +930,7 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
   os << "constexpr float SCALE = " << floatLiteral(scale)
      << "; // softmax scale (SCALE_LOG2 above: times log2(e))\n\n";
   os << "constexpr int GRAD_BLOCK_M = " << blockM
-     << "; // query rows per tile of every backward kernel (mma.sync)\n";
+     << "; // query rows per tile of every backward kernel\n";
   os << "constexpr int DKDV_BLOCK_N = " << kvBlockN
      << (!isa<BandScheduleAttr>(kvLoop.getSchedule())
              ? "; // keys per kv tile of the dK/dV kernel (the table's BLOCK_N)\n"
@@ -937,15 +942,22 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
        << "constexpr int HEADS_PER_BLOCK = KV_GROUP / GROUP_SPLITS;\n";
   if (!atomic)
     os << "constexpr int DQ_BLOCK_N = " << blockN << "; // keys per kv tile of the dQ kernel\n";
-  os << "using DkdvCfg = DkdvConfig<IS_BF16, GRAD_BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // rows: keys, "
-        "columns: queries\n";
+  if (kvLoop.getTile().isWgmma())
+    os << "// The Hopper warpgroup dK/dV kernel (wgmma, sm_90a): 64 keys per warpgroup.\n"
+          "using DkdvCfg = DkdvWgmmaConfig<IS_BF16, GRAD_BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // "
+          "rows: keys, columns: queries\n";
+  else
+    os << "using DkdvCfg = DkdvConfig<IS_BF16, GRAD_BLOCK_M, DKDV_BLOCK_N, HEAD_DIM>; // rows: "
+          "keys, columns: queries\n";
   if (atomic)
     os << "using DqCfg = DqConfig<IS_BF16, GRAD_BLOCK_M, GRAD_BLOCK_M, HEAD_DIM>; // rows only: "
           "no dQ kernel walks kv tiles\n";
   else
     os << "using DqCfg = DqConfig<IS_BF16, GRAD_BLOCK_M, DQ_BLOCK_N, HEAD_DIM>;\n";
   os << "using DkdvSmem = DkdvSharedStorage<DkdvCfg, ATOMIC_DQ>;\n";
-  os << "static_assert(sizeof(DkdvSmem) == " << cudaBackwardSharedBytes(blockM, kvBlockN, headDim, true, atomic)
+  os << "static_assert(kDynamicSharedBytes<DkdvSmem> == "
+     << cudaBackwardSharedBytes(blockM, kvBlockN, headDim, true, atomic,
+                                kvLoop.getTile().getMma())
      << ", \"the manifest's backward dkdv shared_bytes\");\n";
   if (!atomic)
     os << "static_assert(sizeof(DqSharedStorage<DqCfg>) == "
@@ -969,12 +981,12 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
   os << "/// dK and dV of kv tile kt of kv head kv_head in batch b, summed over the query heads of "
         "its group"
      << (atomic ? "\n/// (and dq_accum += scale dS K)" : "")
-     << ". Grid (kv tiles, KV_HEADS, batch), DkdvCfg::kNumThreads\n/// threads, sizeof(DkdvSmem) "
-        "bytes of dynamic shared memory.\n";
+     << ". Grid (kv tiles, KV_HEADS, batch), DkdvCfg::kNumThreads\n/// threads, "
+        "kDynamicSharedBytes<DkdvSmem> bytes of dynamic shared memory.\n";
   os << "extern \"C\" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, 1)\n"
         "    attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {\n"
         "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
-        "  DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);\n";
+        "  DkdvSmem &smem = alignedShared<DkdvSmem>(attnc_shared);\n";
   // Tables: the heaviest kv tiles first within each kv head (tableKvTile); the
   // grid-wide order (tableGridPoint) keeps three more values live, and the
   // D 128 table kernel sits at 252-254 registers: it spilled.
@@ -1162,16 +1174,26 @@ int64_t cudaBackwardGroupSplits(int64_t group, bool band) {
 }
 
 int64_t cudaBackwardSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, bool dkdv,
-                                bool atomicDq) {
+                                bool atomicDq, llvm::StringRef mma) {
   // dkdvSharedBytes and dqSharedBytes of attnc_cuda_bwd.cuh (the printed
   // static_asserts check them against the structures).
   constexpr int64_t kElementBytes = 2, kPadElems = 8, kStages = 2, kFloatBytes = 4;
+  constexpr int64_t kBaseAlignment = 16, kSwizzleAtomBytes = 1024;
+  if (dkdv) {
+    // wgmma: unpadded swizzled K, V, Q, dO tiles, the structures aligned to
+    // a swizzle atom, plus the slack that aligns the dynamic base.
+    const bool wgmma = mma == TileAttr::kMmaWgmma;
+    const int64_t align = wgmma ? kSwizzleAtomBytes : kBaseAlignment;
+    auto roundUp = [align](int64_t bytes) { return (bytes + align - 1) / align * align; };
+    const int64_t pitch = (headDim + (wgmma ? 0 : kPadElems)) * kElementBytes;
+    // dS^T is double-buffered where the dQ reduction lags a step (dqLagged).
+    const int64_t dsBuffers = blockN >= 128 || headDim <= 64 ? 2 : 1;
+    const int64_t tiles =
+        roundUp(2 * blockN * pitch + kStages * (2 * blockM * pitch + 2 * blockM * kFloatBytes));
+    const int64_t ds = atomicDq ? dsBuffers * blockN * (blockM + kPadElems) * kElementBytes : 0;
+    return roundUp(tiles + ds) + align - kBaseAlignment;
+  }
   const int64_t pitch = (headDim + kPadElems) * kElementBytes;
-  // dS^T is double-buffered where the dQ reduction lags a step (dqLagged).
-  const int64_t dsBuffers = blockN >= 128 || headDim <= 64 ? 2 : 1;
-  if (dkdv)
-    return 2 * blockN * pitch + kStages * (2 * blockM * pitch + 2 * blockM * kFloatBytes) +
-           (atomicDq ? dsBuffers * blockN * (blockM + kPadElems) * kElementBytes : 0);
   return 2 * blockM * pitch + kStages * 2 * blockN * pitch;
 }
 
@@ -1182,9 +1204,12 @@ LogicalResult emitKernel(ModuleOp module, KernelTarget target, const std::string
   if (loops.size() != 1)
     return module.emitError("kernel emission needs exactly one attn.flash_loop, found ")
            << loops.size();
-  bool withBackward = false;
-  module.walk([&](GradKvLoopOp) { withBackward = true; });
-  if (failed(CppPrinter(loops.front(), target, withBackward, os).print(banner)))
+  bool withBackward = false, backwardWgmma = false;
+  module.walk([&](GradKvLoopOp op) {
+    withBackward = true;
+    backwardWgmma = op.getTile().isWgmma();
+  });
+  if (failed(CppPrinter(loops.front(), target, withBackward, backwardWgmma, os).print(banner)))
     return failure();
   // The backward pass, when attn-schedule-recompute planned one.
   for (auto func : module.getOps<func::FuncOp>())

@@ -51,14 +51,15 @@ func.func @forward_only(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v
 
 // -----
 
-// A Hopper forward tile (wgmma, under a band): the backward's mma.sync kernels
-// get the tile attn-tile picks without wgmma for head_dim 128 (64x64, 4
-// warps), and the kv-stationary pass its 128-key kv tiles from that.
+// A Hopper forward tile (wgmma, under a band): the backward's query-grid
+// kernels get the tile attn-tile picks without wgmma for head_dim 128 (64x64,
+// 4 warps), and the kv-stationary pass a wgmma kv tile: 128 keys (two
+// warpgroups of 64), 64-row query steps.
 // CHECK-LABEL: func.func @wgmma_backward
 // CHECK:         attn.attention {{.*}} tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">)
 // CHECK-LABEL: func.func @wgmma_backward_backward
 // CHECK:         attn.attention_grad
-// CHECK-SAME:      tile(<block_m = 64, block_n = 64, warps = 4>) kv_tile(<block_m = 64, block_n = 128, warps = 8>)
+// CHECK-SAME:      tile(<block_m = 64, block_n = 64, warps = 4>) kv_tile(<block_m = 64, block_n = 128, warps = 8, mma = "wgmma">)
 // CHECK-SAME:      schedule(#attn.band_schedule<lo = 0, hi = inf, period = 1>)
 func.func @wgmma_backward(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x2x128xbf16>, %v: tensor<?x?x2x128xbf16>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x?xf32>) {
   %o, %lse = attn.attention %q, %k, %v mask(#attn.causal) heads(8, 2) scale(0.088) backward

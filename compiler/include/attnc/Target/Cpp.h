@@ -31,10 +31,10 @@ int64_t cudaSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, int64_t
 int64_t cudaBackwardGroupSplits(int64_t group, bool band);
 
 /// Dynamic shared memory of the backward's CUDA kernels: the kv-stationary
-/// dK/dV kernel (`dkdv`, with the dS^T staging tile when `atomicDq`) or the
-/// deterministic dQ kernel.
+/// dK/dV kernel (`dkdv`, with the dS^T staging tile when `atomicDq`; `mma`
+/// its kv tile's: "wgmma" for DkdvWgmmaConfig) or the deterministic dQ kernel.
 int64_t cudaBackwardSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim, bool dkdv,
-                                bool atomicDq);
+                                bool atomicDq, llvm::StringRef mma = "sync");
 
 } // namespace attnc
 

@@ -126,10 +126,12 @@ def AttnScheduleRecompute : Pass<"attn-schedule-recompute", "::mlir::ModuleOp"> 
     recomputing P tile by tile for dK, dV; dQ by float32 atomics or a separate
     q-stationary pass). `deterministic` on the attention, or the option, picks
     the separate dQ pass (bitwise reproducible); the CPU target always uses it.
-    The backward's kernels use mma.sync: a Hopper forward tile (`mma =
-    "wgmma"`, band schedules only) gives the backward the tile attn-tile
-    picks without wgmma for its head_dim. Under a band, the kv-stationary
-    pass (`kv_tile`) takes 128-key kv tiles.
+    The backward's query-grid kernels use mma.sync: a Hopper forward tile
+    (`mma = "wgmma"`, band schedules only) gives the backward the tile
+    attn-tile picks without wgmma for its head_dim. Under a band, the
+    kv-stationary pass (`kv_tile`) takes 128-key kv tiles; with a Hopper
+    forward its kv tile is a wgmma one too (`mma = "wgmma"`: two warpgroups
+    of 64 keys, steps of block_m query rows).
 
     Before:
     ```mlir
