@@ -15,6 +15,7 @@ mlir::LogicalResult runTilingPipeline(mlir::ModuleOp module, const PipelineOptio
   tile.blockM = options.blockM;
   tile.blockN = options.blockN;
   tile.mma = options.arch == kWgmmaArch ? attn::TileAttr::kMmaWgmma : attn::TileAttr::kMmaSync;
+  tile.deterministic = options.deterministic;
   pm.addPass(attn::createAttnTile(tile));
   pm.addPass(attn::createAttnClassifyBlocks());
   pm.addPass(attn::createAttnScheduleRecompute(

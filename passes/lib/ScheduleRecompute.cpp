@@ -56,11 +56,13 @@ struct AttnScheduleRecomputePass
       // form, which serves any tile); its kv-stationary pass runs wgmma too.
       TileAttr tile = op.getTileAttr();
       const bool wgmma = tile && tile.isWgmma();
+      const bool band = isa_and_nonnull<BandScheduleAttr>(op.getScheduleAttr());
+      const bool separateDq = deterministic || op.getDeterministic();
       if (wgmma) {
-        if (op.getScheduleAttr() && !isa<BandScheduleAttr>(op.getScheduleAttr())) {
-          op.emitOpError("has a wgmma tile and a table schedule: the backward's mma.sync "
-                         "kernels would need the table of another tile (attn-tile gives wgmma "
-                         "with backward only to closed-form masks)");
+        if (op.getScheduleAttr() && !band && separateDq) {
+          op.emitOpError("has a wgmma tile, a table schedule and deterministic dQ: the dQ "
+                         "pass walks the forward's table on mma.sync tiles (attn-tile gives "
+                         "such attentions mma.sync tiles)");
           return signalPassFailure();
         }
         tile = getSyncTile([&]() { return op.emitOpError(); }, op.getContext(),
@@ -77,13 +79,13 @@ struct AttnScheduleRecomputePass
       Block *body = func.addEntryBlock();
       b.setInsertionPointToEnd(body);
       // The kv-stationary pass may take longer kv tiles where the schedule
-      // is a closed form (tables share the forward's tiles and bits): 128
-      // keys halve its dQ atomics (measured 7-10 % faster on an H100).
-      // With a wgmma forward, the kv-stationary pass is a wgmma one as
-      // well: two warpgroups of 64 keys, query steps of block_m (64) rows.
+      // is a closed form (mma.sync tables share the forward's tiles and
+      // bits): 128 keys halve its dQ atomics (measured 7-10 % faster on an
+      // H100). With a wgmma forward, the kv-stationary pass is a wgmma one
+      // as well: two warpgroups of 64 keys, query steps of block_m (64)
+      // rows; under a table, the runtime builds its table for those tiles.
       TileAttr kvTile = tile;
-      if (kvTile && isa_and_nonnull<BandScheduleAttr>(op.getScheduleAttr()) &&
-          (kvTile.getBlockN() < kBandKvTileKeys || wgmma))
+      if (kvTile && ((band && kvTile.getBlockN() < kBandKvTileKeys) || wgmma))
         kvTile = TileAttr::get(op.getContext(), kvTile.getBlockM(), kBandKvTileKeys,
                                kBandKvTileKeys / kRowsPerWarp, kvTile.getStages(),
                                wgmma ? TileAttr::kMmaWgmma : TileAttr::kMmaSync);
@@ -91,7 +93,7 @@ struct AttnScheduleRecomputePass
           b, op.getLoc(), TypeRange{q, k, v}, body->getArgument(0), body->getArgument(1),
           body->getArgument(2), body->getArgument(3), body->getArgument(4), body->getArgument(5),
           op.getMask(), op.getQueryHeadsAttr(), op.getKvHeadsAttr(), op.getScaleAttr(),
-          deterministic || op.getDeterministic() ? b.getUnitAttr() : UnitAttr(), tile, kvTile,
+          separateDq ? b.getUnitAttr() : UnitAttr(), tile, kvTile,
           op.getScheduleAttr(), op.getResidueClassesAttr());
       func::ReturnOp::create(b, op.getLoc(), grad.getResults());
     }

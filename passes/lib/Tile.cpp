@@ -46,7 +46,7 @@ struct AttnTilePass : public attnc::attn::impl::AttnTileBase<AttnTilePass> {
     const bool wantWgmma = mma == TileAttr::kMmaWgmma && blockM == 0 && blockN == 0;
     WalkResult result = getOperation()->walk([&](AttentionOp op) {
       TileAttr tile;
-      if (wantWgmma && isWgmmaCandidate(op))
+      if (wantWgmma && isWgmmaCandidate(op, deterministic))
         tile = getWgmmaTile(op.getContext());
       else
         tile = getSyncTile([&]() { return op.emitOpError(); }, op.getContext(),
@@ -80,7 +80,7 @@ TileAttr attnc::attn::getWgmmaTile(MLIRContext *context) {
                        TileAttr::kMmaWgmma);
 }
 
-bool attnc::attn::isWgmmaCandidate(AttentionOp op) {
+bool attnc::attn::isWgmmaCandidate(AttentionOp op, bool deterministic) {
   // The Hopper mainloop keeps Q and the float32 O accumulator of a
   // warpgroup's 64 rows in registers: head_dim 64 and 128.
   auto query = op.getQuery().getType();
@@ -88,7 +88,9 @@ bool attnc::attn::isWgmmaCandidate(AttentionOp op) {
   Type element = query.getElementType();
   if ((headDim != 64 && headDim != 128) || !(element.isBF16() || element.isF16()))
     return false;
-  // Table schedules are built for the forward's tile and read by the
-  // backward's mma.sync kernels too; a band's closed form serves any tile.
-  return !op.getBackward() || getScheduleBand(op).has_value();
+  // A band's closed form serves any tile. A table is built for one tile: the
+  // atomic-dQ backward gets its own (its wgmma dK/dV kernel's), but the
+  // deterministic dQ pass walks the forward's on mma.sync tiles.
+  return !op.getBackward() || getScheduleBand(op).has_value() ||
+         !(deterministic || op.getDeterministic());
 }

@@ -3,6 +3,7 @@
 #include "Kernel.h"
 
 #include "Error.h"
+#include "LaunchGrid.h"
 #include "Validate.h"
 
 #include <algorithm>
@@ -124,13 +125,15 @@ Kernel::~Kernel() {
     ::dlclose(loaded_.handle);
 }
 
-Kernel::CachedTable Kernel::table(int64_t nq, int64_t nk, std::vector<int64_t> tokens) {
+Kernel::CachedTable Kernel::table(int64_t nq, int64_t nk, std::vector<int64_t> tokens,
+                                  int64_t blockM, int64_t blockN) {
   std::sort(tokens.begin(), tokens.end());
   tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = tables_.begin(); it != tables_.end(); ++it) {
-      if (it->nq == nq && it->nk == nk && it->tokens == tokens) {
+      if (it->nq == nq && it->nk == nk && it->tokens == tokens && it->blockM == blockM &&
+          it->blockN == blockN) {
         tables_.splice(tables_.begin(), tables_, it);
         return *it;
       }
@@ -138,9 +141,9 @@ Kernel::CachedTable Kernel::table(int64_t nq, int64_t nk, std::vector<int64_t> t
   }
   // Built (and copied) without the lock: other lengths keep running meanwhile.
   mask::Extent extent{nq, nk, &tokens};
-  auto host = std::make_shared<const ScheduleTable>(
-      buildScheduleTable(package_->mask, extent, package_->blockM, package_->blockN));
-  CachedTable built{nq, nk, std::move(tokens), host, nullptr};
+  auto host =
+      std::make_shared<const ScheduleTable>(buildScheduleTable(package_->mask, extent, blockM, blockN));
+  CachedTable built{nq, nk, std::move(tokens), blockM, blockN, host, nullptr};
   if (cuda_) {
     built.device = std::make_shared<const DeviceTable>(*cuda_, *host);
     built.host = nullptr;
@@ -186,7 +189,8 @@ void Kernel::forward(const attnc_tensor_view *q, const attnc_tensor_view *k,
   CachedTable schedule{};
   if (package_->schedule == ScheduleKind::Table) {
     schedule = table(shape.nq, shape.nk,
-                     std::vector<int64_t>(globalTokens, globalTokens + numGlobalTokens));
+                     std::vector<int64_t>(globalTokens, globalTokens + numGlobalTokens),
+                     package_->blockM, package_->blockN);
     args.schedule = cuda_ ? schedule.device->view() : schedule.host->view();
   }
   const int64_t d = package_->residueClasses;
@@ -308,8 +312,12 @@ void Kernel::backward(const attnc_tensor_view *q, const attnc_tensor_view *k,
   args.nk = shape.nk;
   CachedTable schedule{};
   if (p.schedule == ScheduleKind::Table) {
+    // The backward's own tiles (backwardTableTile): a second table where
+    // they differ from the forward's.
+    const auto [blockM, blockN] = backwardTableTile(p);
     schedule = table(shape.nq, shape.nk,
-                     std::vector<int64_t>(globalTokens, globalTokens + numGlobalTokens));
+                     std::vector<int64_t>(globalTokens, globalTokens + numGlobalTokens), blockM,
+                     blockN);
     args.schedule = cuda_ ? schedule.device->view() : schedule.host->view();
     args.columns = cuda_ ? schedule.device->columnsView() : schedule.host->columnsView();
   }

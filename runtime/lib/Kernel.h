@@ -74,18 +74,22 @@ public:
                 int64_t numGlobalTokens, int32_t numThreads, void *stream, bool wait);
 
 private:
-  /// One cached table: the lengths and the sorted, unique token list it was
-  /// built for; `host` for CPU kernels, `device` for CUDA kernels.
+  /// One cached table: the lengths, the sorted, unique token list and the
+  /// tile it was built for; `host` for CPU kernels, `device` for CUDA kernels.
   struct CachedTable {
     int64_t nq, nk;
     std::vector<int64_t> tokens;
+    int64_t blockM, blockN;
     std::shared_ptr<const ScheduleTable> host;
     std::shared_ptr<const DeviceTable> device;
   };
 
-  /// The table for these lengths and tokens, from the cache or built (and,
-  /// for CUDA kernels, copied to the device).
-  CachedTable table(int64_t nq, int64_t nk, std::vector<int64_t> tokens);
+  /// The table of blockM x blockN tiles for these lengths and tokens, from
+  /// the cache or built (and, for CUDA kernels, copied to the device). The
+  /// forward's tile is the package's; the backward's may differ (a Hopper
+  /// forward's 128 x 128 tiles, its wgmma dK/dV kernel's 64 x 128).
+  CachedTable table(int64_t nq, int64_t nk, std::vector<int64_t> tokens, int64_t blockM,
+                    int64_t blockN);
 
   void forwardCpu(const attnc_forward_args &args, int32_t numThreads);
   void forwardCuda(attnc_forward_args &args, void *stream, bool wait);

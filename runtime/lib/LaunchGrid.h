@@ -15,6 +15,7 @@
 #include "Package.h"
 
 #include <cstdint>
+#include <utility>
 
 namespace attnc::runtime {
 
@@ -57,6 +58,17 @@ inline BackwardGrids backwardGrids(const PackageData &package, int64_t batch, in
   grids.dkdvConvert = {kvTiles, package.kvHeads, batch};
   grids.dq = {tileCount(nq, queryTileRows(package, dq)), package.queryHeads, batch};
   return grids;
+}
+
+/// The (query rows, keys) tile of the backward's schedule table (table
+/// schedules): the query-grid kernels' rows (preprocess block_m) by the dK/dV
+/// kernel's keys (dkdv.block_n). It is the forward's tile for mma.sync
+/// packages and CPU ones (one table serves both passes), and differs for a
+/// Hopper forward (128 x 128) with its wgmma dK/dV kernel (64 x 128).
+inline std::pair<int64_t, int64_t> backwardTableTile(const PackageData &package) {
+  if (package.target != Target::Cuda || !package.hasBackward)
+    return {package.blockM, package.blockN};
+  return {queryTileRows(package, package.preprocess), package.dkdv.blockN};
 }
 
 } // namespace attnc::runtime

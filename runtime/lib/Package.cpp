@@ -12,6 +12,7 @@
 
 #include "Error.h"
 #include "Files.h"
+#include "LaunchGrid.h"
 #include "TargetArch.h"
 
 #include "attnc/Mask/Tiles.h"
@@ -260,10 +261,6 @@ PackageData::CudaLaunch cudaBackwardKernel(const ManifestReader &reader, const J
                  " bytes of shared memory per block is more than any GPU has");
   if (grid[0] == "query_tiles" && k.contains("block_m")) {
     launch.blockM = reader.integerAtLeast(k, path, "block_m", 1);
-    if (p.schedule == ScheduleKind::Table && launch.blockM != p.blockM)
-      reader.error(path + ".block_m: " + std::to_string(launch.blockM) +
-                   " must equal tile.block_m (" + std::to_string(p.blockM) +
-                   ") with a table schedule: the row table has the forward's tiles");
   }
   return launch;
 }
@@ -305,15 +302,24 @@ void checkBackward(const ManifestReader &reader, const Json &root, bool cuda, Pa
   if (p.dkdv.groupSplits > 1)
     p.dkdvConvert = cudaBackwardKernel(reader, kernels, "dkdv_convert",
                                        ATTNC_CUDA_BACKWARD_DKDV_CONVERT_SYMBOL, kvGrid, p);
-  if (p.schedule == ScheduleKind::Table && p.dkdv.blockN != p.blockN)
-    reader.error("backward.kernels.dkdv.block_n: " + std::to_string(p.dkdv.blockN) +
-                 " must equal tile.block_n (" + std::to_string(p.blockN) +
-                 ") with a table schedule: the column table has the forward's tiles");
   if (p.deterministic)
     p.dq = cudaBackwardKernel(reader, kernels, "dq", ATTNC_CUDA_BACKWARD_DQ_SYMBOL, queryGrid, p);
   else
     p.dqConvert = cudaBackwardKernel(reader, kernels, "dq_convert",
                                      ATTNC_CUDA_BACKWARD_DQ_CONVERT_SYMBOL, queryGrid, p);
+  // With a table schedule the backward's table has its own tile (preprocess
+  // block_m x dkdv block_n, LaunchGrid.h's backwardTableTile); the
+  // deterministic dQ kernel walks its rows on the forward's tile, so then
+  // the two tiles must agree.
+  if (p.schedule == ScheduleKind::Table && p.deterministic &&
+      (p.dkdv.blockN != p.blockN || queryTileRows(p, p.preprocess) != p.blockM ||
+       queryTileRows(p, p.dq) != p.blockM))
+    reader.error("backward.kernels.dkdv.block_n: " + std::to_string(p.dkdv.blockN) +
+                 " must equal tile.block_n (" + std::to_string(p.blockN) +
+                 "), and the query-grid kernels' block_m tile.block_m (" +
+                 std::to_string(p.blockM) +
+                 "), with a table schedule and dq \"separate\": the dQ kernel walks the "
+                 "forward's table");
 }
 
 /// Validates a manifest's text; `readSource(file)` supplies the source it names.

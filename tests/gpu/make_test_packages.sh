@@ -13,10 +13,8 @@
 #
 # Every package also comes as a Hopper variant NAME_wgmma (--arch sm_90a: the
 # forward runs the wgmma mainloop, for sm_90a GPUs only), with the backward
-# pass (mma.sync kernels on their own tiles) where the mask is a band (full,
-# causal, window, dilated) and forward-only for table masks, whose schedule
-# the backward would share with a wgmma forward (attn-tile gives those
-# mma.sync tiles when there is a backward).
+# pass (atomic dQ: a wgmma dK/dV kernel, mma.sync query-grid kernels; table
+# masks get a backward table of the dK/dV kernel's 64 x 128 tiles).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 attnc=${BUILD_DIR:-build}/bin/attnc
@@ -34,9 +32,6 @@ declare -A masks=(
   [runtime]='{"union": [{"causal": {}}, {"global": {"runtime": {"max": 8}}}]}'
   [composed]='{"intersect": [{"causal": {}}, {"union": [{"window": {"left": 200, "right": 0, "dilation": 2}}, {"global": {"tokens": [3, 40]}}]}]}'
 )
-
-# The masks with a closed-form (band) schedule; the others get tables.
-declare -A band=([full]=1 [causal]=1 [window]=1 [dilated]=1)
 
 # package NAME DTYPE D HQ HKV MASK EXTRA [FLAGS...]: writes the spec (EXTRA:
 # more top-level fields, each with a leading comma) and compiles it into
@@ -56,10 +51,8 @@ for m in "${!masks[@]}"; do
       for d in 64 128; do
         name="${m}_$3_${dtype}_d$d"
         package "$name" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra"
-        # The Hopper twin: a wgmma forward; the backward only under a band.
-        wgmma_extra=''
-        [[ -n "${band[$m]:-}" ]] && wgmma_extra=$extra
-        package "${name}_wgmma" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$wgmma_extra" --arch=sm_90a
+        # The Hopper twin: a wgmma forward and dK/dV kernel.
+        package "${name}_wgmma" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra" --arch=sm_90a
         # The deterministic twin of a subset.
         if [[ $backward == 1 && $3 == gqa && "$dtype$d" =~ ^(bf16128|fp1664)$ ]]; then
           package "${name}_det" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra, \"deterministic\": true"

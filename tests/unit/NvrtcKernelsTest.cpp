@@ -7,9 +7,9 @@
 // sm_90, with zero local memory (no stack frame, no spills) in every entry
 // point: the forward and each backward kernel. The Hopper matrix compiles
 // the same families for --arch sm_90a, whose forward runs wgmma: forward
-// only, and with the backward pass where the mask is a band (its dK/dV
-// kernel wgmma too, the query-grid kernels mma.sync). Prints registers per
-// entry.
+// only, and with the backward pass (its dK/dV kernel wgmma too, the
+// query-grid kernels mma.sync; deterministic dQ under bands only, as tables
+// with it keep mma.sync). Prints registers per entry.
 //
 //===----------------------------------------------------------------------===//
 
@@ -115,10 +115,10 @@ std::vector<Case> matrix() {
 }
 
 /// The Hopper matrix (--arch sm_90a): every mask family x head grouping x
-/// dtype x head_dim with a wgmma forward, alone and, where the mask is a band
-/// (tables are shared with the backward, which then keeps mma.sync tiles
-/// throughout), with the backward pass (atomic dQ; deterministic dQ for GQA),
-/// whose dK/dV kernel is then a wgmma one as well.
+/// dtype x head_dim with a wgmma forward, alone and with the backward pass
+/// (atomic dQ; deterministic dQ for GQA where the mask is a band: a table
+/// with deterministic dQ keeps mma.sync throughout), whose dK/dV kernel is
+/// then a wgmma one as well.
 std::vector<Case> hopperMatrix() {
   std::vector<Case> cases;
   for (const MaskFamily &family : kMaskFamilies)
@@ -128,7 +128,7 @@ std::vector<Case> hopperMatrix() {
           for (const char *variant : {"_fwd", "", "_det"}) {
             const bool backward = std::string(variant) != "_fwd";
             const bool deterministic = std::string(variant) == "_det";
-            if ((backward && !family.band) || (deterministic && std::string(groupName) != "gqa"))
+            if (deterministic && (!family.band || std::string(groupName) != "gqa"))
               continue;
             std::string name = std::string(family.name) + "_" + groupName + "_" + dtype + "_d" +
                                std::to_string(d) + "_wgmma" + variant;
@@ -262,9 +262,9 @@ TEST(CompileOptions, ArchSelectsTheForwardMma) {
 
 TEST(NvrtcKernels, HopperMatrixCompilesWithoutSpills) {
   std::vector<Case> cases = hopperMatrix();
-  // 8 families x 12 forwards, 5 band families x 12 with atomic dQ, x 4 GQA
-  // with deterministic dQ.
-  ASSERT_EQ(cases.size(), 8u * 12 + 5u * 12 + 5u * 4);
+  // 8 families x 12 forwards and x 12 with atomic dQ, 5 band families x 4
+  // GQA with deterministic dQ.
+  ASSERT_EQ(cases.size(), 8u * 12 + 8u * 12 + 5u * 4);
   checkAll(cases);
 }
 

@@ -613,17 +613,33 @@ TEST(RuntimeCudaPackage, BackwardQueryKernelsMayNameTheirBlockM) {
     EXPECT_HAS(manifestError(m, source),
                "backward.kernels.preprocess.block_m: must be >= 1, got -16");
   }
-  // A table schedule: the row table has the forward's tiles, so a query
-  // kernel's block_m can only repeat tile.block_m.
+  // A table schedule with the deterministic dQ kernel: it walks the
+  // forward's table, so every backward tile side must repeat the forward's.
   Json m = makeCudaManifest(kRuntimeGlobalSpec, source);
   addCudaBackward(m, true);
   m["backward"]["kernels"]["dkdv"]["block_n"] = kBlockN;
   m["backward"]["kernels"]["dq"]["block_m"] = kBlockM;
   attnrt_package_free(fromMemory(m, source));
+  const std::string tableError =
+      "must equal tile.block_n (" + std::to_string(kBlockN) +
+      "), and the query-grid kernels' block_m tile.block_m (16), with a table schedule and dq "
+      "\"separate\": the dQ kernel walks the forward's table";
   m["backward"]["kernels"]["dq"]["block_m"] = 64;
-  EXPECT_HAS(manifestError(m, source),
-             "backward.kernels.dq.block_m: 64 must equal tile.block_m (16) with a table schedule: "
-             "the row table has the forward's tiles");
+  EXPECT_HAS(manifestError(m, source), tableError);
+  m["backward"]["kernels"]["dq"]["block_m"] = kBlockM;
+  m["backward"]["kernels"]["preprocess"]["block_m"] = 64;
+  EXPECT_HAS(manifestError(m, source), tableError);
+  m["backward"]["kernels"]["preprocess"]["block_m"] = kBlockM;
+  m["backward"]["kernels"]["dkdv"]["block_n"] = 2 * kBlockN;
+  EXPECT_HAS(manifestError(m, source), "backward.kernels.dkdv.block_n: " +
+                                           std::to_string(2 * kBlockN) + " " + tableError);
+  // With atomic dQ the backward builds a table of its own tiles: any sides.
+  Json atomic = makeCudaManifest(kRuntimeGlobalSpec, source);
+  addCudaBackward(atomic, false);
+  atomic["backward"]["kernels"]["dkdv"]["block_n"] = 2 * kBlockN;
+  atomic["backward"]["kernels"]["preprocess"]["block_m"] = 64;
+  atomic["backward"]["kernels"]["dq_convert"]["block_m"] = 64;
+  attnrt_package_free(fromMemory(atomic, source));
 }
 
 //===----------------------------------------------------------------------===//
@@ -690,6 +706,23 @@ TEST(RuntimeCudaLaunch, QueryGridKernelsTileByTheirOwnBlockM) {
   EXPECT_EQ(runtime::forwardGrid(p, batch, 1).x, 1);
   EXPECT_EQ(runtime::forwardGrid(p, batch, 128).x, 1);
   EXPECT_EQ(runtime::forwardGrid(p, batch, 129).x, 2);
+}
+
+/// The backward's table tile (table schedules): the query-grid kernels' rows
+/// by the dK/dV kernel's keys; the forward's tile for CPU packages and
+/// packages without a backward.
+TEST(RuntimeCudaLaunch, BackwardTableTileIsTheDkdvKernels) {
+  runtime::PackageData p = wgmmaPackageData();
+  EXPECT_EQ(runtime::backwardTableTile(p), std::make_pair(int64_t{64}, int64_t{128}));
+  p.preprocess.blockM = 0; // no block_m: the forward's rows
+  EXPECT_EQ(runtime::backwardTableTile(p), std::make_pair(int64_t{128}, int64_t{128}));
+  p.dkdv.blockN = 64;
+  EXPECT_EQ(runtime::backwardTableTile(p), std::make_pair(int64_t{128}, int64_t{64}));
+  p.hasBackward = false;
+  EXPECT_EQ(runtime::backwardTableTile(p), std::make_pair(int64_t{128}, int64_t{128}));
+  p.hasBackward = true;
+  p.target = runtime::Target::Cpu;
+  EXPECT_EQ(runtime::backwardTableTile(p), std::make_pair(int64_t{128}, int64_t{128}));
 }
 
 TEST(RuntimeCudaArch, LaunchArchNames) {

@@ -933,7 +933,10 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
      << "; // query rows per tile of every backward kernel\n";
   os << "constexpr int DKDV_BLOCK_N = " << kvBlockN
      << (!isa<BandScheduleAttr>(kvLoop.getSchedule())
-             ? "; // keys per kv tile of the dK/dV kernel (the table's BLOCK_N)\n"
+             ? (kvLoop.getTile().isWgmma()
+                    ? "; // keys per kv tile of the dK/dV kernel (its table's: GRAD_BLOCK_M x "
+                      "DKDV_BLOCK_N tiles)\n"
+                    : "; // keys per kv tile of the dK/dV kernel (the table's BLOCK_N)\n")
                             : "; // keys per kv tile of the dK/dV kernel: the band's closed form "
                               "does not tie it to BLOCK_N\n");
   if (splits > 1)

@@ -3,15 +3,18 @@
 // RUN: attnc-opt %s -split-input-file --attn-tile="block-m=48" -verify-diagnostics -o /dev/null
 // RUN: attnc-opt %s -split-input-file --attn-tile="mma=wgmma" | FileCheck %s --check-prefix=WGMMA
 // RUN: attnc-opt %s -split-input-file --attn-tile="block-m=128 block-n=128 mma=wgmma" | FileCheck %s --check-prefix=WGFLAGS
+// RUN: attnc-opt %s -split-input-file --attn-tile="mma=wgmma deterministic=true" | FileCheck %s --check-prefix=WGDET
 // RUN: not attnc-opt %s -split-input-file --attn-tile="mma=hmma" 2>&1 | FileCheck %s --check-prefix=BADMMA
 
 // The heuristic picks by head_dim: <= 128 -> 64x64, else 64x32;
 // GPU warps own 16 rows each (at most 8), two stages (the default, elided).
 //
 // mma=wgmma (attnc --arch=sm_90a) gives the Hopper tile, 128x128 with two
-// warpgroups, to head_dim 64 and 128 where there is no backward or the mask
-// is a band (tables are shared with the backward's mma.sync kernels); the
-// rest, and every attention when a tile side is given, keep mma.sync.
+// warpgroups, to head_dim 64 and 128 where there is no backward, the mask is
+// a band, or the backward's dQ is atomic (it gets a table of its own); a
+// table with deterministic dQ (the option, or the attention's attribute:
+// that dQ pass walks the forward's table on mma.sync tiles), other head_dims,
+// and every attention when a tile side is given, keep mma.sync.
 // BADMMA: error: attn-tile: mma must be sync or wgmma, got 'hmma'
 
 // HEURISTIC-LABEL: func.func @d64
@@ -82,10 +85,13 @@ func.func @band_backward(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x2x128xbf16>,
 
 // -----
 
-// A backward under a table (a window with a global token): mma.sync tiles,
-// which the backward's kernels share.
+// A backward under a table (a window with a global token): wgmma with
+// atomic dQ; mma.sync tiles with deterministic dQ (the option), which the
+// dQ pass shares.
 // WGMMA-LABEL: func.func @table_backward
-// WGMMA: backward tile(<block_m = 64, block_n = 64, warps = 4>)
+// WGMMA: backward tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">)
+// WGDET-LABEL: func.func @table_backward
+// WGDET: backward tile(<block_m = 64, block_n = 64, warps = 4>)
 func.func @table_backward(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
   // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
   %o, %lse = attn.attention %q, %k, %v
@@ -97,9 +103,25 @@ func.func @table_backward(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v
 
 // -----
 
-// The same table without a backward: wgmma.
+// The same table with the attention's own `deterministic`: mma.sync.
+// WGMMA-LABEL: func.func @table_deterministic
+// WGMMA: backward deterministic tile(<block_m = 64, block_n = 64, warps = 4>)
+func.func @table_deterministic(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
+  // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
+  %o, %lse = attn.attention %q, %k, %v
+      mask(#attn.union<[#attn.window<left = 64, right = 64>, #attn.global_tokens<[0]>]>)
+      heads(4, 4) scale(0.125) backward deterministic
+      : tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16> -> tensor<?x?x4x64xf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+// The same table without a backward: wgmma, also with deterministic=true.
 // WGMMA-LABEL: func.func @table_forward
 // WGMMA: tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">)
+// WGDET-LABEL: func.func @table_forward
+// WGDET: tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">)
 func.func @table_forward(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
   // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
   %o, %lse = attn.attention %q, %k, %v

@@ -59,10 +59,12 @@ def AttnTile : Pass<"attn-tile"> {
     `mma=wgmma` (the pipeline sets it for `--arch sm_90a`) gives the Hopper
     warpgroup-MMA forward tile `block_m = 128, block_n = 128, warps = 8,
     mma = "wgmma"` to every attention with head_dim 64 or 128 (bf16 or fp16)
-    that has no `backward` or whose mask has a closed-form band schedule
-    (tables are shared with the backward, whose kernels use mma.sync tiles);
-    the others, and every attention when a tile side is given, get the
-    mma.sync tile above.
+    that has no `backward`, whose mask has a closed-form band schedule, or
+    whose backward computes dQ by atomics (the backward then gets a table of
+    its own tiles); a table schedule whose backward is deterministic (the
+    attention's `deterministic`, or the option) keeps mma.sync, as its dQ
+    pass walks the forward's table. The others, and every attention when a
+    tile side is given, get the mma.sync tile above.
 
     Before:
     ```mlir
@@ -82,6 +84,9 @@ def AttnTile : Pass<"attn-tile"> {
     Option<"mma", "mma", "std::string", "\"sync\"",
            "the CUDA forward's MMA: sync (mma.sync, sm_80+) or wgmma (Hopper, sm_90a: "
            "where eligible and no tile side is given)">,
+    Option<"deterministic", "deterministic", "bool", "false",
+           "the backward computes dQ in the separate deterministic pass (as "
+           "attn-schedule-recompute's option): table schedules then keep mma.sync">,
   ];
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }
@@ -127,11 +132,14 @@ def AttnScheduleRecompute : Pass<"attn-schedule-recompute", "::mlir::ModuleOp"> 
     q-stationary pass). `deterministic` on the attention, or the option, picks
     the separate dQ pass (bitwise reproducible); the CPU target always uses it.
     The backward's query-grid kernels use mma.sync: a Hopper forward tile
-    (`mma = "wgmma"`, band schedules only) gives the backward the tile
-    attn-tile picks without wgmma for its head_dim. Under a band, the
-    kv-stationary pass (`kv_tile`) takes 128-key kv tiles; with a Hopper
-    forward its kv tile is a wgmma one too (`mma = "wgmma"`: two warpgroups
-    of 64 keys, steps of block_m query rows).
+    (`mma = "wgmma"`) gives the backward the tile attn-tile picks without
+    wgmma for its head_dim. Under a band, the kv-stationary pass (`kv_tile`)
+    takes 128-key kv tiles; with a Hopper forward its kv tile is a wgmma one
+    (`mma = "wgmma"`: two warpgroups of 64 keys, steps of block_m query
+    rows), under a band or a table (whose backward then has a table of its
+    own tiles, block_m x 128, built by the runtime beside the forward's; a
+    wgmma tile with a table and deterministic dQ is an error: that dQ pass
+    walks the forward's table).
 
     Before:
     ```mlir

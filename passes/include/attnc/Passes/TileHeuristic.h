@@ -26,11 +26,11 @@ TileAttr getSyncTile(mlir::function_ref<mlir::InFlightDiagnostic()> emitError,
 TileAttr getWgmmaTile(mlir::MLIRContext *context);
 
 /// Whether attn-tile gives `op` the wgmma tile when asked to (mma=wgmma) and
-/// no tile side is given: head_dim 64 or 128, a 2-byte element type, and no
-/// backward pass unless the mask has a closed-form band schedule (table
-/// schedules are shared by the forward and the backward kernels, which run
-/// mma.sync tiles).
-bool isWgmmaCandidate(AttentionOp op);
+/// no tile side is given: head_dim 64 or 128, a 2-byte element type, and,
+/// with a backward pass, a closed-form band schedule or dQ by atomics
+/// (`deterministic`: the option; the op's attribute counts too): the
+/// deterministic dQ pass walks the forward's table on mma.sync tiles.
+bool isWgmmaCandidate(AttentionOp op, bool deterministic);
 
 } // namespace attnc::attn
 
