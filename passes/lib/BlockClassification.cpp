@@ -25,6 +25,20 @@ BlockClassification::BlockClassification(AttentionOp op)
   schedule.emplace(mask, mask::Extent{nq, nk, nullptr}, tile.getBlockM(), tile.getBlockN());
 }
 
+int64_t attnc::attn::computedPairs(AttentionOp op, int64_t blockM, int64_t blockN,
+                                   int64_t referenceLength) {
+  int64_t nq = op.getQuery().getType().getDimSize(1);
+  int64_t nk = op.getKey().getType().getDimSize(1);
+  if (ShapedType::isDynamic(nq))
+    nq = referenceLength;
+  if (ShapedType::isDynamic(nk))
+    nk = referenceLength;
+  const std::vector<int64_t> noTokens;
+  mask::BlockSchedule schedule(mask::canonicalize(op.getMask().toMask()),
+                               mask::Extent{nq, nk, &noTokens}, blockM, blockN);
+  return schedule.totals().computedPairs;
+}
+
 Attribute BlockClassification::getScheduleAttr(MLIRContext *ctx) const {
   if (band)
     return BandScheduleAttr::get(ctx, band->lo, band->hi, band->period);

@@ -24,6 +24,13 @@ constexpr int64_t kRowsPerWarp = 16, kMaxWarps = 8, kStages = 2;
 /// block, over 128-key kv tiles.
 constexpr int64_t kWgmmaBlockM = 128, kWgmmaBlockN = 128, kWgmmaWarps = 8;
 
+/// How many more pairs the wgmma tile may visit than the mma.sync one under
+/// a table: about its speed per pair (H100, D 128: 422 TFLOP/s dense against
+/// 305 to 364 for mma.sync kernels, bench/results).
+constexpr double kWgmmaMaxAreaRatio = 1.25;
+/// The length that stands for a length given at launch in that comparison.
+constexpr int64_t kReferenceLength = 4096;
+
 /// BLOCK_M x BLOCK_N by head_dim (bf16 and fp16 alike): the Q fragments and
 /// the float32 O accumulator of 16 rows per warp must stay in registers.
 /// Measured on an H100 (tests/gpu/NOTES.md): 64x64 with 4 warps reached the
@@ -88,9 +95,21 @@ bool attnc::attn::isWgmmaCandidate(AttentionOp op, bool deterministic) {
   Type element = query.getElementType();
   if ((headDim != 64 && headDim != 128) || !(element.isBF16() || element.isF16()))
     return false;
-  // A band's closed form serves any tile. A table is built for one tile: the
-  // atomic-dQ backward gets its own (its wgmma dK/dV kernel's), but the
-  // deterministic dQ pass walks the forward's on mma.sync tiles.
-  return !op.getBackward() || getScheduleBand(op).has_value() ||
-         !(deterministic || op.getDeterministic());
+  // A band's closed form serves any tile, and a band visits about the same
+  // area with either.
+  if (getScheduleBand(op))
+    return true;
+  // A table is built for one tile: the atomic-dQ backward gets its own (its
+  // wgmma dK/dV kernel's), but the deterministic dQ pass walks the forward's
+  // on mma.sync tiles.
+  if (op.getBackward() && (deterministic || op.getDeterministic()))
+    return false;
+  // Scattered masks (global tokens, small blocks) make 128x128 tiles visit
+  // far more pairs than 64x64 ones: wgmma only where the extra area stays
+  // within what its speed buys.
+  const auto [m, n] = heuristicTile(headDim);
+  const double area = static_cast<double>(computedPairs(op, kWgmmaBlockM, kWgmmaBlockN,
+                                                        kReferenceLength));
+  const double syncArea = static_cast<double>(computedPairs(op, m, n, kReferenceLength));
+  return area <= kWgmmaMaxAreaRatio * syncArea;
 }

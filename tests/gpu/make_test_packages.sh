@@ -11,10 +11,13 @@
 # packages and no deterministic variants (for an attnc without the backward
 # pass).
 #
-# Every package also comes as a Hopper variant NAME_wgmma (--arch sm_90a: the
-# forward runs the wgmma mainloop, for sm_90a GPUs only), with the backward
-# pass (atomic dQ: a wgmma dK/dV kernel, mma.sync query-grid kernels; table
-# masks get a backward table of the dK/dV kernel's 64 x 128 tiles).
+# Every package also comes as a Hopper variant NAME_wgmma (--arch sm_90a, for
+# sm_90a GPUs only): where attn-tile picks wgmma (bands; the global and
+# runtime tables here) the forward runs the wgmma mainloop and the backward
+# (atomic dQ) a wgmma dK/dV kernel beside mma.sync query-grid kernels, table
+# masks with a backward table of the dK/dV kernel's 64 x 128 tiles; the
+# bigbird and composed tables keep mma.sync (their scattered blocks would
+# make 128 x 128 tiles visit too many pairs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 attnc=${BUILD_DIR:-build}/bin/attnc

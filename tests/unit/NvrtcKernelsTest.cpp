@@ -6,10 +6,11 @@
 // is emitted by libattnc and compiled by the runtime's NVRTC for sm_80 and
 // sm_90, with zero local memory (no stack frame, no spills) in every entry
 // point: the forward and each backward kernel. The Hopper matrix compiles
-// the same families for --arch sm_90a, whose forward runs wgmma: forward
-// only, and with the backward pass (its dK/dV kernel wgmma too, the
-// query-grid kernels mma.sync; deterministic dQ under bands only, as tables
-// with it keep mma.sync). Prints registers per entry.
+// the same families (and BigBird blocks of 128) for --arch sm_90a, whose
+// forward runs wgmma where attn-tile picks it: forward only, and with the
+// backward pass (its dK/dV kernel wgmma too, the query-grid kernels
+// mma.sync; deterministic dQ under bands only, as tables with it keep
+// mma.sync). Prints registers per entry.
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,11 +52,14 @@ std::string matrixSpec(const std::string &name, const std::string &dtype, int he
          R"(, "deterministic": )" + (deterministic ? "true" : "false") + "}";
 }
 
-/// Every mask family: its name, mask, and whether it has a closed-form band
-/// schedule (else a table).
+/// Every mask family: its name, mask, whether it has a closed-form band
+/// schedule (else a table), and whether --arch sm_90a gives it the wgmma tile
+/// (attn-tile: bands always; tables where 128x128 tiles visit at most 1.25x
+/// the pairs of 64x64 ones at the reference length 4096).
 struct MaskFamily {
   const char *name, *mask;
   bool band;
+  bool hopperWgmma = true;
 };
 const MaskFamily kMaskFamilies[] = {
     {"full", R"({"full": {}})", true},
@@ -65,15 +69,22 @@ const MaskFamily kMaskFamilies[] = {
     {"global",
      R"({"union": [{"window": {"left": 128, "right": 128}}, )"
      R"({"global": {"stride": 512}}]})",
-     false},
+     false, false},
     {"block_sparse",
      R"({"block_sparse": {"block": 64, )"
      R"("bigbird": {"band": 3, "random": 2, "global": 1, "seed": 1}}})",
-     false},
+     false, false},
     {"runtime", R"({"union": [{"causal": {}}, {"global": {"runtime": {"max": 16}}}]})", false},
     {"intersect",
      R"({"intersect": [{"causal": {}}, {"window": {"left": 512, "right": 0, "dilation": 3}}]})",
      true}};
+/// Hopper matrix only: a table mask that gets the wgmma tile (BigBird blocks
+/// of 128, which 128x128 tiles cover exactly).
+const MaskFamily kHopperBlockSparse128 = {
+    "block_sparse128",
+    R"({"block_sparse": {"block": 128, )"
+    R"("bigbird": {"band": 3, "random": 2, "global": 1, "seed": 1}}})",
+    false, true};
 const std::pair<const char *, std::pair<int, int>> kGroupings[] = {
     {"mha", {8, 8}}, {"gqa", {8, 2}}, {"mqa", {8, 1}}};
 
@@ -114,14 +125,17 @@ std::vector<Case> matrix() {
   return cases;
 }
 
-/// The Hopper matrix (--arch sm_90a): every mask family x head grouping x
-/// dtype x head_dim with a wgmma forward, alone and with the backward pass
-/// (atomic dQ; deterministic dQ for GQA where the mask is a band: a table
-/// with deterministic dQ keeps mma.sync throughout), whose dK/dV kernel is
-/// then a wgmma one as well.
+/// The Hopper matrix (--arch sm_90a): every mask family (and BigBird blocks
+/// of 128) x head grouping x dtype x head_dim, alone and with the backward
+/// pass (atomic dQ; deterministic dQ for GQA where the mask is a band: a
+/// table with deterministic dQ keeps mma.sync throughout); where attn-tile
+/// picks wgmma (MaskFamily::hopperWgmma) the forward and the dK/dV kernel
+/// must be wgmma ones, elsewhere mma.sync ones.
 std::vector<Case> hopperMatrix() {
   std::vector<Case> cases;
-  for (const MaskFamily &family : kMaskFamilies)
+  std::vector<MaskFamily> families(std::begin(kMaskFamilies), std::end(kMaskFamilies));
+  families.push_back(kHopperBlockSparse128);
+  for (const MaskFamily &family : families)
     for (const auto &[groupName, heads] : kGroupings)
       for (const char *dtype : {"bf16", "fp16"})
         for (int d : {64, 128})
@@ -135,7 +149,7 @@ std::vector<Case> hopperMatrix() {
             cases.push_back(
                 {name,
                  matrixSpec(name, dtype, d, heads, family.mask, backward, deterministic),
-                 "sm_90a", true});
+                 "sm_90a", family.hopperWgmma});
           }
   return cases;
 }
@@ -262,9 +276,9 @@ TEST(CompileOptions, ArchSelectsTheForwardMma) {
 
 TEST(NvrtcKernels, HopperMatrixCompilesWithoutSpills) {
   std::vector<Case> cases = hopperMatrix();
-  // 8 families x 12 forwards and x 12 with atomic dQ, 5 band families x 4
+  // 9 families x 12 forwards and x 12 with atomic dQ, 5 band families x 4
   // GQA with deterministic dQ.
-  ASSERT_EQ(cases.size(), 8u * 12 + 8u * 12 + 5u * 4);
+  ASSERT_EQ(cases.size(), 9u * 12 + 9u * 12 + 5u * 4);
   checkAll(cases);
 }
 

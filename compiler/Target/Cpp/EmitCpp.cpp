@@ -990,14 +990,16 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
         "    attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {\n"
         "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
         "  DkdvSmem &smem = alignedShared<DkdvSmem>(attnc_shared);\n";
-  // Tables: the heaviest kv tiles first within each kv head (tableKvTile); the
-  // grid-wide order (tableGridPoint) keeps three more values live, and the
-  // D 128 table kernel sits at 252-254 registers: it spilled.
-  if (!isa<BandScheduleAttr>(kvLoop.getSchedule()))
+  // Tables: the heaviest kv tiles first. The wgmma kernel takes the
+  // grid-wide order (tableGridPoint: a heavy column of every kv head starts
+  // first, not only each head's own); the mma.sync one keeps it within each
+  // kv head (tableKvTile): the grid-wide order keeps three more values live,
+  // and its D 128 table kernel sits at 252-254 registers: it spilled.
+  const bool bandKv = isa<BandScheduleAttr>(kvLoop.getSchedule());
+  const bool gridOrder = !bandKv && kvLoop.getTile().isWgmma();
+  if (!bandKv && !gridOrder)
     os << "  // The column table's heaviest kv tiles first (row_order), per kv head.\n";
-  printGridPoint(os, /*band=*/true,
-                 isa<BandScheduleAttr>(kvLoop.getSchedule()) ? "blockIdx.x"
-                                                             : "tableKvTile(args.columns)",
+  printGridPoint(os, /*band=*/!gridOrder, bandKv ? "blockIdx.x" : "tableKvTile(args.columns)",
                  "args.columns",
                  name(kvBody.getArgument(2)),
                  splits > 1 ? "kv_slot" : name(kvBody.getArgument(1)),

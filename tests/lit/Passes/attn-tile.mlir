@@ -10,11 +10,12 @@
 // GPU warps own 16 rows each (at most 8), two stages (the default, elided).
 //
 // mma=wgmma (attnc --arch=sm_90a) gives the Hopper tile, 128x128 with two
-// warpgroups, to head_dim 64 and 128 where there is no backward, the mask is
-// a band, or the backward's dQ is atomic (it gets a table of its own); a
+// warpgroups, to head_dim 64 and 128 where the mask is a band, or a table
+// whose 128x128 tiles visit at most 1.25x the pairs of 64x64 ones and whose
+// backward, if any, computes dQ by atomics (it gets a table of its own); a
 // table with deterministic dQ (the option, or the attention's attribute:
-// that dQ pass walks the forward's table on mma.sync tiles), other head_dims,
-// and every attention when a tile side is given, keep mma.sync.
+// that dQ pass walks the forward's table on mma.sync tiles), other
+// head_dims, and every attention when a tile side is given, keep mma.sync.
 // BADMMA: error: attn-tile: mma must be sync or wgmma, got 'hmma'
 
 // HEURISTIC-LABEL: func.func @d64
@@ -85,9 +86,9 @@ func.func @band_backward(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x2x128xbf16>,
 
 // -----
 
-// A backward under a table (a window with a global token): wgmma with
-// atomic dQ; mma.sync tiles with deterministic dQ (the option), which the
-// dQ pass shares.
+// A backward under a table (causal with a global token): wgmma with atomic
+// dQ; mma.sync tiles with deterministic dQ (the option), which the dQ pass
+// shares.
 // WGMMA-LABEL: func.func @table_backward
 // WGMMA: backward tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">)
 // WGDET-LABEL: func.func @table_backward
@@ -95,7 +96,7 @@ func.func @band_backward(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x2x128xbf16>,
 func.func @table_backward(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
   // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
   %o, %lse = attn.attention %q, %k, %v
-      mask(#attn.union<[#attn.window<left = 64, right = 64>, #attn.global_tokens<[0]>]>)
+      mask(#attn.union<[#attn.causal, #attn.global_tokens<[0]>]>)
       heads(4, 4) scale(0.125) backward
       : tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16> -> tensor<?x?x4x64xf16>, tensor<?x4x?xf32>
   return
@@ -109,7 +110,7 @@ func.func @table_backward(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v
 func.func @table_deterministic(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
   // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
   %o, %lse = attn.attention %q, %k, %v
-      mask(#attn.union<[#attn.window<left = 64, right = 64>, #attn.global_tokens<[0]>]>)
+      mask(#attn.union<[#attn.causal, #attn.global_tokens<[0]>]>)
       heads(4, 4) scale(0.125) backward deterministic
       : tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16> -> tensor<?x?x4x64xf16>, tensor<?x4x?xf32>
   return
@@ -123,6 +124,22 @@ func.func @table_deterministic(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16
 // WGDET-LABEL: func.func @table_forward
 // WGDET: tile(<block_m = 128, block_n = 128, warps = 8, mma = "wgmma">)
 func.func @table_forward(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
+  // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
+  %o, %lse = attn.attention %q, %k, %v
+      mask(#attn.union<[#attn.causal, #attn.global_tokens<[0]>]>)
+      heads(4, 4) scale(0.125)
+      : tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16>, tensor<?x?x4x64xf16> -> tensor<?x?x4x64xf16>, tensor<?x4x?xf32>
+  return
+}
+
+// -----
+
+// A scattered table (a window of 64 with a global token): 128x128 tiles
+// would visit over 1.25x the pairs of 64x64 ones (at 4096, lengths being
+// given at launch), so mma.sync even without a backward.
+// WGMMA-LABEL: func.func @scattered_table
+// WGMMA: tile(<block_m = 64, block_n = 64, warps = 4>)
+func.func @scattered_table(%q: tensor<?x?x4x64xf16>, %k: tensor<?x?x4x64xf16>, %v: tensor<?x?x4x64xf16>) {
   // expected-error @+1 {{tile block_m must be a power of two in [16, 256], got 48}}
   %o, %lse = attn.attention %q, %k, %v
       mask(#attn.union<[#attn.window<left = 64, right = 64>, #attn.global_tokens<[0]>]>)

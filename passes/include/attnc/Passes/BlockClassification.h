@@ -39,6 +39,12 @@ private:
 /// Whether a mask needs global tokens that are only given at launch.
 bool needsLaunchTokens(const mask::Mask &mask);
 
+/// The query-key pairs a flash loop on blockM x blockN tiles computes for
+/// `op`'s mask (its FULL and PARTIAL tiles, clipped at the ends): at its
+/// static lengths, else at `referenceLength` for each length given at launch;
+/// global tokens given at launch count as none.
+int64_t computedPairs(AttentionOp op, int64_t blockM, int64_t blockN, int64_t referenceLength);
+
 /// The closed form of `op`'s mask, when it has one: what attn-classify-blocks
 /// records as a #attn.band_schedule (BlockClassification::getBand); other
 /// masks get tables. Needs no tile.

@@ -59,9 +59,11 @@ def AttnTile : Pass<"attn-tile"> {
     `mma=wgmma` (the pipeline sets it for `--arch sm_90a`) gives the Hopper
     warpgroup-MMA forward tile `block_m = 128, block_n = 128, warps = 8,
     mma = "wgmma"` to every attention with head_dim 64 or 128 (bf16 or fp16)
-    that has no `backward`, whose mask has a closed-form band schedule, or
-    whose backward computes dQ by atomics (the backward then gets a table of
-    its own tiles); a table schedule whose backward is deterministic (the
+    whose mask has a closed-form band schedule, or a table one whose 128x128
+    tiles visit at most 1.25x the query-key pairs of 64x64 tiles (at the
+    static lengths, else 4096; scattered global tokens and small blocks fail
+    this) and whose backward, if any, computes dQ by atomics (it then gets a
+    table of its own tiles); a table whose backward is deterministic (the
     attention's `deterministic`, or the option) keeps mma.sync, as its dQ
     pass walks the forward's table. The others, and every attention when a
     tile side is given, get the mma.sync tile above.
