@@ -103,6 +103,10 @@ constexpr int kDqPieceRows = 32, kDqPieceCols = 32;
 template <class Cfg>
 __device__ __forceinline__ void wgmmaQkT(const uint16_t *aTile, const uint16_t *bTile, ScoreTile<Cfg> &s);
 template <int Rows> __device__ __forceinline__ int swizzledOffset(int row, int col);
+template <class Cfg>
+__device__ __forceinline__ void wgmmaDqReduce(const uint16_t *dsTile, const uint16_t *kTile,
+                                              const attnc_tensor_view &dqAccum, int64_t b,
+                                              int64_t qt, int64_t h, float scale);
 
 /// The dK/dV kernel's configuration: FlashConfig transposed. Tile rows are the BLOCK_N keys of the
 /// kv tile (kBlockM), tile columns the BLOCK_M query rows of a step (kBlockN).
@@ -113,8 +117,13 @@ using DkdvConfig = FlashConfig<IsBf16, BlockN, BlockM, HeadDim, dkdvWarps(BlockN
 template <bool IsBf16, int BlockM, int BlockN, int HeadDim>
 using DqConfig = FlashConfig<IsBf16, BlockM, BlockN, HeadDim, dqWarps(BlockM), kBackwardStages>;
 
-/// Elements per row of the dS^T staging tile (BLOCK_N, BLOCK_M), padded like every smem tile.
-template <class Cfg> constexpr int kDsRowElems = Cfg::kBlockN + kSmemPadElems;
+/// Whether atomic dQ multiplies dS K by wgmma (DkdvWgmmaConfig at HEAD_DIM 128: each warpgroup
+/// one 64-dim half), from a swizzled dS^T tile; else by mma.sync from a padded one (dqReduce).
+template <class Cfg> constexpr bool kWgmmaDq = Cfg::kWgmma && Cfg::kHeadDim == 128;
+/// Elements per row of the dS^T staging tile (BLOCK_N, BLOCK_M): padded like every mma.sync smem
+/// tile, or swizzled (kWgmmaDq: 64 queries, one 128-byte swizzle row).
+template <class Cfg>
+constexpr int kDsRowElems = kWgmmaDq<Cfg> ? Cfg::kBlockN : Cfg::kBlockN + kSmemPadElems;
 
 /// Whether dqAtomicAdd lags one step behind for a kv tile of blockN keys: dS^T double-buffered, so
 /// that the step needs no barrier of its own between writing dS^T and reading it for dS K. Chosen
@@ -142,7 +151,8 @@ template <class Cfg> struct DkdvTiles {
 /// The dK/dV kernel's shared memory; with atomic dQ also the dS^T tiles dqAtomicAdd multiplies by K.
 template <class Cfg, bool AtomicDq> struct DkdvSharedStorage : DkdvTiles<Cfg> {};
 template <class Cfg> struct DkdvSharedStorage<Cfg, true> : DkdvTiles<Cfg> {
-  alignas(kChunkBytes) uint16_t ds[kDsBuffers<Cfg>][Cfg::kBlockM * kDsRowElems<Cfg>]; // (BLOCK_N, BLOCK_M) dS^T
+  alignas(kWgmmaDq<Cfg> ? 1024 : kChunkBytes)
+      uint16_t ds[kDsBuffers<Cfg>][Cfg::kBlockM * kDsRowElems<Cfg>]; // (BLOCK_N, BLOCK_M) dS^T
 };
 
 /// The deterministic dQ kernel's shared memory: the forward's (Q, K/V ring) and dO.
@@ -160,7 +170,8 @@ __host__ __device__ constexpr int dkdvSharedBytes(int blockM, int blockN, int he
   const int pitch = (headDim + (wgmma ? 0 : kSmemPadElems)) * kElementBytes;
   const int dsBuffers = dqLagged(blockN, headDim) ? 2 : 1;
   const int tiles = roundUp(2 * blockN * pitch + kBackwardStages * (2 * blockM * pitch + 2 * blockM * 4));
-  const int ds = atomicDq ? dsBuffers * blockN * (blockM + kSmemPadElems) * kElementBytes : 0;
+  const int dsPitch = blockM + (wgmma && headDim == 128 ? 0 : kSmemPadElems); // kDsRowElems
+  const int ds = atomicDq ? dsBuffers * blockN * dsPitch * kElementBytes : 0;
   return roundUp(tiles + ds) + align - kChunkBytes;
 }
 
@@ -819,7 +830,7 @@ struct DqPending {
 __device__ __forceinline__ DqPending noDqPending() { return DqPending{0, 0, 0, false}; }
 
 /// Writes dS^T (an OperandTile) rounded to the element type into a (BLOCK_N, BLOCK_M) shared tile
-/// of kDsRowElems pitch: the warp's key rows.
+/// of kDsRowElems pitch, or swizzled (kWgmmaDq: then fenced for wgmma's reads): the warp's key rows.
 template <class Cfg>
 __device__ __forceinline__ void storeDsT(const OperandTile<Cfg> &dst, uint16_t *dsTile) {
   const int row0 = fragmentRow<Cfg>(0, 0), col0 = fragmentCol(0, 0);
@@ -828,10 +839,18 @@ __device__ __forceinline__ void storeDsT(const OperandTile<Cfg> &dst, uint16_t *
 #pragma unroll
     for (int kk = 0; kk < Cfg::kKeySlices; ++kk)
 #pragma unroll
-      for (int r = 0; r < kFragRegs; ++r)
-        *reinterpret_cast<uint32_t *>(dsTile +
-                                      (row0 + rb * kMmaM + (r % 2) * kRowHalfStride) * kDsRowElems<Cfg> +
-                                      col0 + (2 * kk + operandTileOffset(r)) * kMmaN) = dst.a[rb][kk][r];
+      for (int r = 0; r < kFragRegs; ++r) {
+        const int row = row0 + rb * kMmaM + (r % 2) * kRowHalfStride;
+        const int col = col0 + (2 * kk + operandTileOffset(r)) * kMmaN;
+        int offset;
+        if constexpr (kWgmmaDq<Cfg>)
+          offset = swizzledOffset<Cfg::kBlockM>(row, col);
+        else
+          offset = row * kDsRowElems<Cfg> + col;
+        *reinterpret_cast<uint32_t *>(dsTile + offset) = dst.a[rb][kk][r];
+      }
+  if constexpr (kWgmmaDq<Cfg>)
+    fenceProxyAsyncShared(); // the tile is a wgmma operand
 }
 
 /// dq_accum[rows of query tile qt, head h] += scale dS K with dS^T in `dsTile` (complete: every
@@ -839,9 +858,9 @@ __device__ __forceinline__ void storeDsT(const OperandTile<Cfg> &dst, uint16_t *
 /// multiplies (kDqPieceRows query rows x kDqPieceCols dims) pieces, dS by ldmatrix.trans, and adds
 /// them to the float32 [B, Nq, Hq, D] dq_accum with red.global.add (rows past Nq skipped).
 template <class Cfg>
-__device__ __forceinline__ void dqReduce(const uint16_t *dsTile, const uint16_t *kTile,
-                                         const attnc_tensor_view &dqAccum, int64_t b, int64_t qt,
-                                         int64_t h, float scale) {
+__device__ __forceinline__ void mmaSyncDqReduce(const uint16_t *dsTile, const uint16_t *kTile,
+                                                const attnc_tensor_view &dqAccum, int64_t b,
+                                                int64_t qt, int64_t h, float scale) {
   constexpr int kDsPitch = kDsRowElems<Cfg>;
   constexpr int kPieceBlocks = kDqPieceRows / kMmaM; // 16-row blocks of a piece
   constexpr int kPieceTiles = kDqPieceCols / kMmaN;  // 8-column n-tiles of a piece
@@ -913,6 +932,18 @@ __device__ __forceinline__ void dqReduce(const uint16_t *dsTile, const uint16_t 
           redAddFloat2(out + j * kMmaN, acc[rb][j][2 * half] * scale, acc[rb][j][2 * half + 1] * scale);
       }
   }
+}
+
+/// dq_accum[rows of query tile qt, head h] += scale dS K: mmaSyncDqReduce, or wgmmaDqReduce
+/// (attnc_cuda_bwd_sm90.cuh) where kWgmmaDq.
+template <class Cfg>
+__device__ __forceinline__ void dqReduce(const uint16_t *dsTile, const uint16_t *kTile,
+                                         const attnc_tensor_view &dqAccum, int64_t b, int64_t qt,
+                                         int64_t h, float scale) {
+  if constexpr (kWgmmaDq<Cfg>)
+    wgmmaDqReduce<Cfg>(dsTile, kTile, dqAccum, b, qt, h, scale);
+  else
+    mmaSyncDqReduce<Cfg>(dsTile, kTile, dqAccum, b, qt, h, scale);
 }
 
 /// attn.dq_atomic_add: dq_accum[rows of query tile qt, head h] += scale dS K (Cfg = DkdvConfig,

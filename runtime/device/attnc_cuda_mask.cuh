@@ -4,7 +4,7 @@
 // tightenBand, bandColumnTiles, bandTile) and the two kv-tile schedules of
 // attn.kv_loop: BandSchedule (closed form, classified from indices) and
 // TableSchedule (kernel_abi.h's attnc_schedule_table, built by the runtime),
-// whose blocks run their tiles heaviest first (tableQueryTile, tableKvTile).
+// whose blocks run their tiles heaviest first, grid-wide (tableGridPoint).
 // Everything here is uniform across a thread block: it decides which tiles a
 // query tile visits and whether a tile is PARTIAL, never an element.
 //
@@ -159,31 +159,23 @@ template <int BlockM, int BlockN> struct BandSchedule {
   }
 };
 
-/// The query tile of this block with a table schedule: row_order[blockIdx.x], longest rows first.
-__device__ __forceinline__ int64_t tableQueryTile(const attnc_schedule_table &table) {
-  return __ldg(table.row_order + blockIdx.x);
-}
-
-/// The kv tile of a kv-stationary block: the column table's row_order[blockIdx.x], longest first.
-__device__ __forceinline__ int64_t tableKvTile(const attnc_schedule_table &columns) {
-  return __ldg(columns.row_order + blockIdx.x);
-}
-
 /// A block's grid point under tableGridPoint: the table's row (column) tile, head and batch.
 struct TableGridPoint {
-  int64_t tile, head, batch;
+  int64_t tile;
+  int32_t head, batch; // grid y and z extents fit 32 bits: two registers fewer to keep live
 };
 
 /// This block's grid point in a grid-wide heaviest-first order: dispatch position p (x fastest)
 /// runs row_order[p / (heads * batch)] of head p % heads in batch (p / heads) % batch, so that
-/// the longest rows of every head start first, not only within each head's run of x. The
-/// grid-level variant of tableQueryTile and tableKvTile: head and batch must come from it too.
+/// the longest rows (columns: the kv-stationary kernels take the column table) of every head
+/// start first, not only within each head's run of x. Head and batch must come from it too.
 __device__ __forceinline__ TableGridPoint tableGridPoint(const attnc_schedule_table &table) {
   const int64_t heads = gridDim.y, points = heads * gridDim.z; // (head, batch) pairs
   const int64_t position =
       blockIdx.x + static_cast<int64_t>(gridDim.x) * (blockIdx.y + heads * blockIdx.z);
   const int64_t rest = position % points;
-  return {__ldg(table.row_order + position / points), rest % heads, rest / heads};
+  return {__ldg(table.row_order + position / points), static_cast<int32_t>(rest % heads),
+          static_cast<int32_t>(rest / heads)};
 }
 
 /// attn.kv_loop with a table schedule: the entries of query tile qt in kernel_abi.h's attnc_schedule_table.

@@ -176,21 +176,21 @@ template <int N> __device__ __forceinline__ void pinRegisters(float (&d)[N]) {
     "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
 
 /// D (64 x 64, f32) = A B + (accumulate ? D : 0): A (64 x 16) and B^T (64 x 16) K-major in shared
-/// memory (descriptors).
-template <bool IsBf16>
+/// memory (descriptors); Transposed: A (64 x 16) M-major and B (16 x 64) N-major instead.
+template <bool IsBf16, bool Transposed = false>
 __device__ __forceinline__ void wgmmaSS64(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
   if constexpr (IsBf16)
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ATTNC_WGMMA_ACC32_REGS
-                 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 ", %32, %33, p, 1, 1, %35, %35;\n}\n"
                  : ATTNC_WGMMA_ACC32_OPERANDS
-                 : "l"(a), "l"(b), "r"(accumulate));
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(Transposed ? 1 : 0));
   else
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " ATTNC_WGMMA_ACC32_REGS
-                 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 ", %32, %33, p, 1, 1, %35, %35;\n}\n"
                  : ATTNC_WGMMA_ACC32_OPERANDS
-                 : "l"(a), "l"(b), "r"(accumulate));
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(Transposed ? 1 : 0));
 }
 
 /// D (64 x 64, f32) += A B: A (64 x 16) in registers as mma A fragments, B (16 x 64) N-major in shared

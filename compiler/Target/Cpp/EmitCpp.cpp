@@ -990,17 +990,12 @@ LogicalResult GradPrinter::printCuda(GradKvLoopOp kvLoop, GradQLoopOp qLoop) {
         "    attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {\n"
         "  extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];\n"
         "  DkdvSmem &smem = alignedShared<DkdvSmem>(attnc_shared);\n";
-  // Tables: the heaviest kv tiles first. The wgmma kernel takes the
-  // grid-wide order (tableGridPoint: a heavy column of every kv head starts
-  // first, not only each head's own); the mma.sync one keeps it within each
-  // kv head (tableKvTile): the grid-wide order keeps three more values live,
-  // and its D 128 table kernel sits at 252-254 registers: it spilled.
+  // Tables: the heaviest kv tiles first, grid-wide (tableGridPoint: the
+  // heavy columns of every kv head start first, not only each head's own at
+  // its turn; BigBird's global column made the per-head order's tail twice
+  // the rest on an H100).
   const bool bandKv = isa<BandScheduleAttr>(kvLoop.getSchedule());
-  const bool gridOrder = !bandKv && kvLoop.getTile().isWgmma();
-  if (!bandKv && !gridOrder)
-    os << "  // The column table's heaviest kv tiles first (row_order), per kv head.\n";
-  printGridPoint(os, /*band=*/!gridOrder, bandKv ? "blockIdx.x" : "tableKvTile(args.columns)",
-                 "args.columns",
+  printGridPoint(os, bandKv, "blockIdx.x", "args.columns",
                  name(kvBody.getArgument(2)),
                  splits > 1 ? "kv_slot" : name(kvBody.getArgument(1)),
                  name(kvBody.getArgument(0)));
@@ -1195,7 +1190,10 @@ int64_t cudaBackwardSharedBytes(int64_t blockM, int64_t blockN, int64_t headDim,
     const int64_t dsBuffers = blockN >= 128 || headDim <= 64 ? 2 : 1;
     const int64_t tiles =
         roundUp(2 * blockN * pitch + kStages * (2 * blockM * pitch + 2 * blockM * kFloatBytes));
-    const int64_t ds = atomicDq ? dsBuffers * blockN * (blockM + kPadElems) * kElementBytes : 0;
+    // dS^T rows: swizzled (no pad) where the wgmma kernel multiplies dS K
+    // by wgmma (head_dim 128), else padded.
+    const int64_t dsPitch = blockM + (wgmma && headDim == 128 ? 0 : kPadElems);
+    const int64_t ds = atomicDq ? dsBuffers * blockN * dsPitch * kElementBytes : 0;
     return roundUp(tiles + ds) + align - kBaseAlignment;
   }
   const int64_t pitch = (headDim + kPadElems) * kElementBytes;
