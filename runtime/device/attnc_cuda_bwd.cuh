@@ -8,7 +8,9 @@
 //   attnc_backward_preprocess_kernel   computeDelta (+ zeroDqAccum, atomic dQ)
 //   attnc_backward_dq_convert_kernel   convertDq
 //
-//   attnc_backward_dkdv_kernel (kv-stationary; Cfg = DkdvConfig, rows = keys)
+//   attnc_backward_dkdv_kernel (kv-stationary; Cfg = DkdvConfig, rows = keys; on Hopper
+//                               DkdvWgmmaConfig, attnc_cuda_bwd_sm90.cuh: the same text,
+//                               qkT, matmulAcc and dqReduce dispatching on Cfg::kWgmma)
 //     attn.load_tile K, V           loadKvTileAsync (one cp.async group, before the loop),
 //                                   loadKvRows (the warp's rows: registers if HEAD_DIM <= 64)
 //     attn.fill dK0, dV0            fill

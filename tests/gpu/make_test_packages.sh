@@ -7,7 +7,8 @@
 # float32 atomics (the default); a subset also comes as a deterministic
 # variant NAME_det ("deterministic": true: dQ by a separate pass, bitwise
 # reproducible): every mask family x GQA x {bf16 D 128, fp16 D 64}, 16
-# packages, each beside its atomic twin NAME. BACKWARD=0 makes forward-only
+# packages, each beside its atomic twin NAME, and 16 more NAME_det_wgmma
+# (--arch sm_90a). BACKWARD=0 makes forward-only
 # packages and no deterministic variants (for an attnc without the backward
 # pass).
 #
@@ -59,6 +60,9 @@ for m in "${!masks[@]}"; do
         # The deterministic twin of a subset.
         if [[ $backward == 1 && $3 == gqa && "$dtype$d" =~ ^(bf16128|fp1664)$ ]]; then
           package "${name}_det" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra, \"deterministic\": true"
+          # And its Hopper twin (a wgmma dK/dV kernel under a band; tables
+          # with deterministic dQ keep mma.sync).
+          package "${name}_det_wgmma" "$dtype" "$d" "$1" "$2" "${masks[$m]}" "$extra, \"deterministic\": true" --arch=sm_90a
         fi
       done
     done

@@ -130,7 +130,8 @@ const std::string &archHelp() {
       std::string("the GPU the kernels are for, sm_XY with an optional 'a' (arch-specific) or "
                   "'f' suffix, e.g. sm_80, sm_90a: ") +
       kWgmmaArch +
-      " selects the Hopper wgmma forward mainloop, others mma.sync; for --emit=ptx|cubin "
+      " selects the Hopper wgmma forward and dK/dV kernels where attn-tile allows, others "
+      "mma.sync; for --emit=ptx|cubin "
       "(default " +
       kDefaultArch + "), cuda, package (--target=cuda), tiled, loops, report, svg, png";
   return help;
