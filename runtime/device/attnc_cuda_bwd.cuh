@@ -162,19 +162,14 @@ template <class Cfg> struct DqSharedStorage : SharedStorage<Cfg> {
   alignas(kChunkBytes) uint16_t d_o[Cfg::kQSmemElems]; // (BLOCK_M, HEAD_DIM) dO
 };
 
-/// kDynamicSharedBytes<DkdvSharedStorage>: K, V; Stages x (Q, dO, LSE, delta); with atomic dQ the
-/// dS^T tiles (2 where dqLagged(blockN, headDim), else 1). wgmma: unpadded operand tiles, the
-/// structures aligned to 1024 bytes, plus the slack that aligns the dynamic base.
-__host__ __device__ constexpr int dkdvSharedBytes(int blockM, int blockN, int headDim, bool atomicDq,
-                                                  bool wgmma = false) {
-  const int align = wgmma ? 1024 : kChunkBytes;
-  const auto roundUp = [align](int bytes) { return (bytes + align - 1) / align * align; };
-  const int pitch = (headDim + (wgmma ? 0 : kSmemPadElems)) * kElementBytes;
+/// sizeof(DkdvSharedStorage) of the mma.sync kernel (DkdvConfig): K, V; Stages x (Q, dO, LSE,
+/// delta); with atomic dQ the dS^T tiles (2 where dqLagged(blockN, headDim), else 1). Emitted
+/// kernels check the compiler's figure (wgmma ones too) against kDynamicSharedBytes<DkdvSmem>.
+__host__ __device__ constexpr int dkdvSharedBytes(int blockM, int blockN, int headDim, bool atomicDq) {
+  const int pitch = (headDim + kSmemPadElems) * kElementBytes;
   const int dsBuffers = dqLagged(blockN, headDim) ? 2 : 1;
-  const int tiles = roundUp(2 * blockN * pitch + kBackwardStages * (2 * blockM * pitch + 2 * blockM * 4));
-  const int dsPitch = blockM + (wgmma && headDim == 128 ? 0 : kSmemPadElems); // kDsRowElems
-  const int ds = atomicDq ? dsBuffers * blockN * dsPitch * kElementBytes : 0;
-  return roundUp(tiles + ds) + align - kChunkBytes;
+  return 2 * blockN * pitch + kBackwardStages * (2 * blockM * pitch + 2 * blockM * 4) +
+         (atomicDq ? dsBuffers * blockN * (blockM + kSmemPadElems) * kElementBytes : 0);
 }
 
 /// sizeof(DqSharedStorage): Q, dO and Stages x (K, V).

@@ -311,15 +311,19 @@ void checkBackward(const ManifestReader &reader, const Json &root, bool cuda, Pa
   // block_m x dkdv block_n, LaunchGrid.h's backwardTableTile); the
   // deterministic dQ kernel walks its rows on the forward's tile, so then
   // the two tiles must agree.
-  if (p.schedule == ScheduleKind::Table && p.deterministic &&
-      (p.dkdv.blockN != p.blockN || queryTileRows(p, p.preprocess) != p.blockM ||
-       queryTileRows(p, p.dq) != p.blockM))
-    reader.error("backward.kernels.dkdv.block_n: " + std::to_string(p.dkdv.blockN) +
-                 " must equal tile.block_n (" + std::to_string(p.blockN) +
-                 "), and the query-grid kernels' block_m tile.block_m (" +
-                 std::to_string(p.blockM) +
-                 "), with a table schedule and dq \"separate\": the dQ kernel walks the "
-                 "forward's table");
+  if (p.schedule == ScheduleKind::Table && p.deterministic) {
+    const char *why = ") with a table schedule and dq \"separate\": the dQ kernel walks the "
+                      "forward's table";
+    auto agree = [&](const std::string &field, int64_t value, const char *tileField,
+                     int64_t tileValue) {
+      if (value != tileValue)
+        reader.error("backward.kernels." + field + ": " + std::to_string(value) +
+                     " must equal " + tileField + " (" + std::to_string(tileValue) + why);
+    };
+    agree("dkdv.block_n", p.dkdv.blockN, "tile.block_n", p.blockN);
+    agree("preprocess.block_m", queryTileRows(p, p.preprocess), "tile.block_m", p.blockM);
+    agree("dq.block_m", queryTileRows(p, p.dq), "tile.block_m", p.blockM);
+  }
 }
 
 /// Validates a manifest's text; `readSource(file)` supplies the source it names.

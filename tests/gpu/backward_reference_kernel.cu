@@ -100,11 +100,11 @@ extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads)
 
 /// dK and dV of kv tile kt of kv head kv_head in batch b, summed over the query heads of its group
 /// (and, atomic dQ, dq_accum += scale dS K). Grid (kv tiles, KV_HEADS, batch), DkdvCfg::kNumThreads
-/// threads, sizeof(DkdvSmem) bytes of dynamic shared memory.
+/// threads, kDynamicSharedBytes<DkdvSmem> bytes of dynamic shared memory.
 extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, 1)
     attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
-  DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);
+  DkdvSmem &smem = alignedShared<DkdvSmem>(attnc_shared);
   const int64_t kt = blockIdx.x;
   const int64_t kv_head = blockIdx.y;
   const int64_t b = blockIdx.z;
@@ -281,11 +281,11 @@ extern "C" __global__ void __launch_bounds__(DqCfg::kNumThreads)
 
 /// dK and dV of kv tile kt of kv head kv_head in batch b, summed over the query heads of its group
 /// (and, atomic dQ, dq_accum += scale dS K). Grid (kv tiles, KV_HEADS, batch), DkdvCfg::kNumThreads
-/// threads, sizeof(DkdvSmem) bytes of dynamic shared memory.
+/// threads, kDynamicSharedBytes<DkdvSmem> bytes of dynamic shared memory.
 extern "C" __global__ void __launch_bounds__(DkdvCfg::kNumThreads, 1)
     attnc_backward_dkdv_kernel(const __grid_constant__ attnc_backward_args args) {
   extern __shared__ __align__(kChunkBytes) unsigned char attnc_shared[];
-  DkdvSmem &smem = *reinterpret_cast<DkdvSmem *>(attnc_shared);
+  DkdvSmem &smem = alignedShared<DkdvSmem>(attnc_shared);
   const int64_t kt = blockIdx.x;
   const int64_t kv_head = blockIdx.y;
   const int64_t b = blockIdx.z;

@@ -620,19 +620,21 @@ TEST(RuntimeCudaPackage, BackwardQueryKernelsMayNameTheirBlockM) {
   m["backward"]["kernels"]["dkdv"]["block_n"] = kBlockN;
   m["backward"]["kernels"]["dq"]["block_m"] = kBlockM;
   attnrt_package_free(fromMemory(m, source));
-  const std::string tableError =
-      "must equal tile.block_n (" + std::to_string(kBlockN) +
-      "), and the query-grid kernels' block_m tile.block_m (16), with a table schedule and dq "
-      "\"separate\": the dQ kernel walks the forward's table";
+  const std::string why = ") with a table schedule and dq \"separate\": the dQ kernel walks "
+                          "the forward's table";
   m["backward"]["kernels"]["dq"]["block_m"] = 64;
-  EXPECT_HAS(manifestError(m, source), tableError);
+  EXPECT_HAS(manifestError(m, source),
+             "backward.kernels.dq.block_m: 64 must equal tile.block_m (16" + why);
   m["backward"]["kernels"]["dq"]["block_m"] = kBlockM;
   m["backward"]["kernels"]["preprocess"]["block_m"] = 64;
-  EXPECT_HAS(manifestError(m, source), tableError);
+  EXPECT_HAS(manifestError(m, source),
+             "backward.kernels.preprocess.block_m: 64 must equal tile.block_m (16" + why);
   m["backward"]["kernels"]["preprocess"]["block_m"] = kBlockM;
   m["backward"]["kernels"]["dkdv"]["block_n"] = 2 * kBlockN;
   EXPECT_HAS(manifestError(m, source), "backward.kernels.dkdv.block_n: " +
-                                           std::to_string(2 * kBlockN) + " " + tableError);
+                                           std::to_string(2 * kBlockN) +
+                                           " must equal tile.block_n (" +
+                                           std::to_string(kBlockN) + why);
   // With atomic dQ the backward builds a table of its own tiles: any sides.
   Json atomic = makeCudaManifest(kRuntimeGlobalSpec, source);
   addCudaBackward(atomic, false);
